@@ -1,0 +1,47 @@
+# dnsrec — `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= $(abspath ../shared/data)
+export DNSREC_DATA_DIR ?= $(DATA)
+DATASET ?= ml-100k
+ATTENTION ?= linear
+
+.DEFAULT_GOAL := help
+.PHONY: help install test check lint types format train bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+install: $(PY) ## create .venv: torch 2.13.0 CPU first, then dnsrec with its pinned dependencies and dev tools
+	@if ! $(PY) -c 'import torch' 2>/dev/null; then $(PY) -m pip install -q torch==2.13.0; fi
+	$(PY) -m pip install -q -e '.[dev]'
+
+test: ## run the default test suite (CPU; reads real data from $$DNSREC_DATA_DIR)
+	$(PY) -m pytest -q -n 2 --durations=15
+
+lint: ## ruff lint + format check
+	$(VENV)/bin/ruff check dnsrec tests benchmarks
+	$(VENV)/bin/ruff format --check dnsrec tests benchmarks
+
+types: ## mypy on the package
+	$(VENV)/bin/mypy
+
+check: lint types test ## lint + types + tests
+
+format: ## apply ruff's formatting and fixable lints
+	$(VENV)/bin/ruff format dnsrec tests benchmarks
+	$(VENV)/bin/ruff check --fix dnsrec tests benchmarks
+
+train: ## train SASRec on DATASET (default ml-100k) with ATTENTION (linear|softmax)
+	$(VENV)/bin/dnsrec train dataset=$(DATASET) attention=$(ATTENTION)
+
+bench: ## window vs per-prefix training speed and evaluation seconds on ML-1M
+	$(PY) benchmarks/training_speed.py
+
+clean: ## remove caches and run directories (not the venv)
+	rm -rf runs outputs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,114 @@
+"""Typed, validated configuration. Hydra composes YAML at the entry point; below it only these frozen values.
+
+Every check raises `ConfigError` naming the full key (e.g. `train.patience`) and what was expected, at
+start, before any data is read or any model is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from dnsrec.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def check(key: str, ok: bool, expected: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {expected}, got {value!r}")
+
+
+def positive_int(key: str, v: Any) -> None:
+    check(key, isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer", v)
+
+
+def non_negative_int(key: str, v: Any) -> None:
+    check(key, isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0", v)
+
+
+def positive_float(key: str, v: Any) -> None:
+    check(key, isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "a number > 0", v)
+
+
+def one_of(*allowed: str) -> Callable[[str, Any], None]:
+    def validate(key: str, v: Any) -> None:
+        check(key, v in allowed, "one of " + ", ".join(repr(a) for a in allowed), v)
+
+    return validate
+
+
+def build(cls: type[T], values: Mapping[str, Any], prefix: str) -> T:
+    """Build dataclass `cls` from `values`, refusing unknown keys and running each field's validator.
+
+    A field's validator is `metadata={"check": fn(key, value)}`; fields without a default are required.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{prefix}{unknown[0]}'; known keys under '{prefix or '.'}': "
+            + ", ".join(sorted(fields))
+        )
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = prefix + name
+        if name not in values:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"config key '{key}' is required")
+            continue
+        value = values[name]
+        if isinstance(value, float) and value.is_integer() and f.type in ("int", "int | None"):
+            value = int(value)
+        validate = f.metadata.get("check")
+        if validate is not None and not (value is None and "None" in str(f.type)):
+            validate(key, value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _dropout(key: str, v: Any) -> None:
+    check(key, isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)", v)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str = dataclasses.field(metadata={"check": lambda k, v: check(k, isinstance(v, str), "a name", v)})
+    max_len: int | None = dataclasses.field(default=None, metadata={"check": positive_int})
+    d: int = dataclasses.field(default=128, metadata={"check": positive_int})
+    inner: int = dataclasses.field(default=256, metadata={"check": positive_int})
+    pruning: tuple[float, ...] = (0.0, 0.25, 0.5)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    family: str = dataclasses.field(default="sasrec", metadata={"check": one_of("sasrec")})
+    attention: str = dataclasses.field(default="linear", metadata={"check": one_of("linear", "softmax")})
+    d: int = dataclasses.field(default=128, metadata={"check": positive_int})
+    inner: int = dataclasses.field(default=256, metadata={"check": positive_int})
+    layers: int = dataclasses.field(default=2, metadata={"check": positive_int})
+    heads: int = dataclasses.field(default=8, metadata={"check": positive_int})
+    dropout: float = dataclasses.field(default=0.2, metadata={"check": _dropout})
+
+    def __post_init__(self) -> None:
+        check("model.heads", self.d % self.heads == 0, f"a divisor of model.d={self.d}", self.heads)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = dataclasses.field(default=1e-3, metadata={"check": positive_float})
+    batch: int = dataclasses.field(default=2048, metadata={"check": positive_int})
+    weight_decay: float = dataclasses.field(
+        default=0.0, metadata={"check": lambda k, v: check(k, isinstance(v, (int, float)) and v >= 0, ">= 0", v)}
+    )
+    max_epochs: int = dataclasses.field(default=200, metadata={"check": positive_int})
+    patience: int = dataclasses.field(default=10, metadata={"check": positive_int})
+    max_minutes: float | None = dataclasses.field(default=None, metadata={"check": positive_float})
+    seed: int = dataclasses.field(default=0, metadata={"check": non_negative_int})
+    mode: str = dataclasses.field(default="window", metadata={"check": one_of("window", "prefix")})
+    device: str = dataclasses.field(default="auto", metadata={"check": one_of("auto", "cpu", "cuda")})
+    precision: str = dataclasses.field(default="auto", metadata={"check": one_of("auto", "fp32", "bf16")})
+    eval_batch: int = dataclasses.field(default=1024, metadata={"check": positive_int})
+    progress: bool = True

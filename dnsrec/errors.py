@@ -1,0 +1,19 @@
+"""The project's error hierarchy: every expected failure is one of these, with a message a user can act on."""
+
+from __future__ import annotations
+
+
+class DNSRecError(Exception):
+    """Base class of every error dnsrec raises on purpose."""
+
+
+class ConfigError(DNSRecError, ValueError):
+    """A configuration value is missing, of the wrong type or out of range; the message names the key."""
+
+
+class DataError(DNSRecError):
+    """A dataset file is missing, malformed or unusable; the message names the file (and line)."""
+
+
+class CheckpointError(DNSRecError):
+    """A checkpoint file is missing, truncated or does not fit the model."""

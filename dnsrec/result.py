@@ -1,0 +1,66 @@
+"""`RunResult`: the one shape of `result.json` for every stage (train, search+retrain, retrain).
+
+Only a RunResult crosses from a run back to its caller (CLI, sweep driver, `results ingest`). It imports
+no torch so the results store can read it anywhere. Written atomically: a reader sees the old file or
+the complete new one, never half of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dnsrec.errors import DNSRecError
+
+SCHEMA_VERSION = 1
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class RunResult:
+    stage: str  # "train" (a fixed model), later "run" (search + retrain) and "retrain"
+    dataset: str
+    config: dict[str, Any]  # the full resolved configuration
+    metrics: dict[str, dict[str, float]]  # split -> "protocol/metric@k" -> value
+    best_epoch: int
+    epochs: int
+    stopped: str
+    n_params: int
+    seconds_per_epoch: float
+    train_seconds: float
+    eval_seconds: dict[str, float]  # split -> seconds for all of its users, both protocols
+    history: list[dict[str, Any]] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)  # host, device, git commit, versions
+    started_at: str = ""
+    finished_at: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def write(self, run_dir: Path) -> Path:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / RESULT_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json())
+        os.replace(tmp, path)
+        return path
+
+    @staticmethod
+    def read(path: Path) -> RunResult:
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DNSRecError(f"{path}: not a readable result file ({e})") from e
+        if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
+            got = raw.get("schema_version") if isinstance(raw, dict) else type(raw).__name__
+            raise DNSRecError(f"{path}: expected schema_version {SCHEMA_VERSION}, got {got!r}")
+        names = {f.name for f in dataclasses.fields(RunResult)}
+        missing = sorted(f.name for f in dataclasses.fields(RunResult) if f.name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)  # noqa: E501
+        if missing or set(raw) - names:
+            raise DNSRecError(f"{path}: missing keys {missing} or unknown keys {sorted(set(raw) - names)}")
+        return RunResult(**raw)

@@ -1,0 +1,101 @@
+"""Training samples: causal windows (default) or one sample per prefix (the reference, for fidelity checks).
+
+METHOD.md, "Training objective". A user's training sequence s = seq[:-2] has targets s[1..T-1]; the
+target s[t] must be predicted from its prefix s[:t].
+
+- Per prefix (RecBole): one sample per target, the last N items of s[:t], loss on its last position.
+- Windows (ours): windows of N inputs s[a:a+N] with targets s[a+1:a+N+1] and causal attention, so
+  position p predicts s[a+p+1] from s[a..a+p]. Windows are counted back from the end of s, consecutive
+  windows overlap by N/2, and each target's loss is taken in the EARLIEST window that covers it, so
+  a target sees at least min(N/2, t) items (per prefix: min(N, t)). For T <= N + 1 there is one window
+  and the two formulations give identical logits.
+
+Batch sizes count target positions: a step takes windows until it holds about `batch` targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnsrec.data.sequences import SequenceData
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Training windows. inputs/targets: int64 (W, N), right-padded; targets are 0 where no loss."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+
+    @property
+    def n_targets(self) -> int:
+        return int((self.targets > 0).sum())
+
+
+def window_starts(n_targets: int, n: int) -> list[int]:
+    """Start offsets, chronological, of the windows over a training sequence with `n_targets` targets."""
+    if n_targets <= n:
+        return [0]
+    starts, a = [], n_targets - n  # the last window's targets end at the last target
+    while a > 0:
+        starts.append(a)
+        a -= n // 2
+    starts.append(0)
+    return starts[::-1]
+
+
+def build_windows(data: SequenceData, max_len: int | None = None) -> Windows:
+    n = max_len or data.max_len
+    inputs_rows: list[np.ndarray] = []
+    targets_rows: list[np.ndarray] = []
+    for u in range(data.n_users):
+        s = data.sequence(u)[:-2]
+        n_t = len(s) - 1
+        if n_t < 1:
+            continue
+        covered = 0  # targets 1..covered were taken by earlier windows
+        for a in window_starts(n_t, n):
+            inp = np.zeros(n, dtype=np.int64)
+            tgt = np.zeros(n, dtype=np.int64)
+            width = min(n, n_t - a)
+            inp[:width] = s[a : a + width]
+            tgt[:width] = s[a + 1 : a + width + 1]
+            first_new = max(0, covered - a)  # position p predicts target index a + p + 1
+            tgt[:first_new] = 0
+            covered = a + width
+            inputs_rows.append(inp)
+            targets_rows.append(tgt)
+    if not inputs_rows:
+        return Windows(np.zeros((0, n), np.int64), np.zeros((0, n), np.int64))
+    return Windows(np.stack(inputs_rows), np.stack(targets_rows))
+
+
+def prefix_samples(data: SequenceData) -> np.ndarray:
+    """(user, t) pairs, one per training target s[t], t >= 1, for the per-prefix formulation."""
+    pairs = [(u, t) for u in range(data.n_users) for t in range(1, len(data.sequence(u)) - 2)]
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def prefix_batch(data: SequenceData, pairs: np.ndarray, max_len: int | None = None) -> Windows:
+    """Materialise per-prefix samples: input = last N items of s[:t], loss only at its last position."""
+    n = max_len or data.max_len
+    inputs = np.zeros((len(pairs), n), dtype=np.int64)
+    targets = np.zeros((len(pairs), n), dtype=np.int64)
+    for row, (u, t) in enumerate(pairs):
+        s = data.sequence(int(u))
+        hist = s[max(0, t - n) : t]
+        inputs[row, : len(hist)] = hist
+        targets[row, len(hist) - 1] = s[t]
+    return Windows(inputs, targets)
+
+
+def pack_batches(target_counts: np.ndarray, batch: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Shuffle samples and group them into steps of about `batch` targets each; yields index arrays."""
+    order = rng.permutation(len(target_counts))
+    before = np.cumsum(target_counts[order]) - target_counts[order]  # targets ahead of each sample
+    step = before // batch
+    bounds = np.flatnonzero(np.diff(step)) + 1
+    yield from np.split(order, bounds)

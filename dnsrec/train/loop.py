@@ -1,0 +1,201 @@
+"""The training loop: Adam, CE over all items, early stopping on validation pop100 NDCG@10, resumable.
+
+Each epoch ends with a validation pass, `last.pt` (everything needed to resume) and, on improvement,
+`best.pt` (the model only). Started again on the same run directory, `fit` resumes after the last
+finished epoch; batch order is a pure function of (seed, epoch), so a resumed run takes the same steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dnsrec.config import TrainConfig
+from dnsrec.data.sequences import SequenceData
+from dnsrec.evaluate import Evaluator
+from dnsrec.models import SASRec
+from dnsrec.train.batches import build_windows, pack_batches, prefix_batch, prefix_samples
+from dnsrec.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from dnsrec.train.device import Placement
+from dnsrec.train.loss import item_cross_entropy
+from dnsrec.train.progress import Progress
+
+SELECTION_METRIC = "pop100/ndcg@10"  # METHOD.md: validation pop100 NDCG@10 drives early stopping
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    train_seconds: float
+    eval_seconds: float
+    targets_per_second: float
+    valid: dict[str, float]
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    epochs: int
+    stopped: str  # "patience", "max_epochs" or "time_budget"
+    best_valid: dict[str, float]
+    history: list[EpochLog] = field(default_factory=list)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return float(np.mean([h.train_seconds for h in self.history])) if self.history else 0.0
+
+    @property
+    def eval_seconds(self) -> float:
+        return float(np.mean([h.eval_seconds for h in self.history])) if self.history else 0.0
+
+
+def scorer_of(model: SASRec, placement: Placement) -> Callable[[Tensor, Tensor], Tensor]:
+    def score(seqs: Tensor, lengths: Tensor) -> Tensor:
+        with placement.autocast():
+            return model.score(seqs, lengths).float()
+
+    return score
+
+
+class _Samples:
+    """The epoch's training samples in either formulation, as (inputs, targets) device tensors per step."""
+
+    def __init__(self, data: SequenceData, mode: str, device: torch.device) -> None:
+        self.data, self.mode, self.device = data, mode, device
+        if mode == "window":
+            w = build_windows(data)
+            self.inputs = torch.from_numpy(w.inputs).to(device)
+            self.targets = torch.from_numpy(w.targets).to(device)
+            self.counts = (w.targets > 0).sum(axis=1)
+        else:
+            self.pairs = prefix_samples(data)
+            self.counts = np.ones(len(self.pairs), dtype=np.int64)
+        self.n_targets = int(self.counts.sum())
+
+    def steps(self, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
+        return list(pack_batches(self.counts, batch, rng))
+
+    def get(self, idx: np.ndarray) -> tuple[Tensor, Tensor]:
+        if self.mode == "window":
+            i = torch.from_numpy(idx).to(self.device)
+            return self.inputs[i], self.targets[i]
+        w = prefix_batch(self.data, self.pairs[idx])
+        return torch.from_numpy(w.inputs).to(self.device), torch.from_numpy(w.targets).to(self.device)
+
+
+def train_step(model: SASRec, inputs: Tensor, targets: Tensor, placement: Placement) -> Tensor:
+    """Loss of one step: one causal forward, CE at every position that holds a target."""
+    with placement.autocast():
+        hidden = model(inputs)  # (B, N, d)
+    mask = targets > 0
+    return item_cross_entropy(
+        hidden[mask], model.output_weight, targets[mask], compute_dtype=torch.bfloat16 if placement.bf16 else None
+    )
+
+
+def fit(
+    model: SASRec,
+    data: SequenceData,
+    evaluator: Evaluator,
+    cfg: TrainConfig,
+    run_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> FitResult:
+    placement = Placement.resolve(cfg.device, cfg.precision)
+    torch.manual_seed(cfg.seed)
+    model.to(placement.device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    samples = _Samples(data, cfg.mode, placement.device)
+    score = scorer_of(model, placement)
+
+    result = FitResult(best_epoch=0, epochs=0, stopped="max_epochs", best_valid={})
+    best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
+    best = -math.inf
+    last_path = run_dir / "last.pt" if run_dir else None
+    if last_path is not None and last_path.exists():
+        state = load_checkpoint(last_path)
+        load_model_state(model, state["model"], last_path)
+        opt.load_state_dict(state["optimizer"])
+        best_state, best = state["best_model"], state["best"]
+        result.history = [EpochLog(**h) for h in state["history"]]
+        result.best_epoch, result.epochs = state["best_epoch"], state["epoch"]
+        result.best_valid = result.history[result.best_epoch - 1].valid if result.best_epoch else {}
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resuming from {last_path} after epoch {result.epochs}")
+
+    log(f"training on {placement.describe()}: {samples.n_targets:,} targets per epoch, mode={cfg.mode}")
+    started = time.perf_counter() - sum(h.train_seconds + h.eval_seconds for h in result.history)
+    while (reason := _stop_reason(result, cfg, time.perf_counter() - started)) is None:
+        epoch = result.epochs + 1
+        model.train()
+        steps = samples.steps(cfg.batch, np.random.default_rng([cfg.seed, epoch]))
+        bar = Progress(len(steps), f"epoch {epoch}", enabled=cfg.progress)
+        t0, loss_sum, seen = time.perf_counter(), 0.0, 0
+        for idx in steps:
+            inputs, targets = samples.get(idx)
+            loss = train_step(model, inputs, targets, placement)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n = int(samples.counts[idx].sum())
+            loss_sum, seen = loss_sum + loss.item() * n, seen + n
+            bar.update(1, loss=loss_sum / seen, targets_per_s=seen / (time.perf_counter() - t0))
+        bar.close()
+        train_seconds = time.perf_counter() - t0
+
+        model.eval()
+        t1 = time.perf_counter()
+        valid = evaluator.evaluate(score, "valid")
+        eval_seconds = time.perf_counter() - t1
+        entry = EpochLog(epoch, loss_sum / max(seen, 1), train_seconds, eval_seconds, seen / train_seconds, valid)
+        result.history.append(entry)
+        result.epochs = epoch
+        if valid[SELECTION_METRIC] > best:
+            best, result.best_epoch, result.best_valid = valid[SELECTION_METRIC], epoch, valid
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            if run_dir:
+                save_checkpoint(run_dir / "best.pt", best_state)
+        log(
+            f"epoch {epoch}: loss {entry.loss:.4f}, {train_seconds:.1f}s train, {eval_seconds:.1f}s eval, "
+            f"valid {SELECTION_METRIC} {valid[SELECTION_METRIC]:.4f} (best {best:.4f} @ {result.best_epoch})"
+        )
+        if last_path is not None:
+            save_checkpoint(last_path, _resume_state(model, opt, result, best_state, best))
+    result.stopped = reason
+    model.load_state_dict(best_state)
+    return result
+
+
+def _stop_reason(result: FitResult, cfg: TrainConfig, elapsed: float) -> str | None:
+    if result.best_epoch and result.epochs - result.best_epoch >= cfg.patience:
+        return "patience"
+    if result.epochs >= cfg.max_epochs:
+        return "max_epochs"
+    if cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes:
+        return "time_budget"
+    return None
+
+
+def _resume_state(
+    model: SASRec, opt: torch.optim.Optimizer, result: FitResult, best_state: dict[str, Tensor], best: float
+) -> dict[str, Any]:
+    return {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "best_model": best_state,
+        "best": best,
+        "best_epoch": result.best_epoch,
+        "epoch": result.epochs,
+        "history": [asdict(h) for h in result.history],
+        "torch_rng": torch.get_rng_state(),
+    }

@@ -1,0 +1,27 @@
+"""Shared test settings: real data from ../shared/data (read-only), caches in a temporary directory,
+never the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_DIR = Path(os.environ.get("DNSREC_DATA_DIR", SHARED_DATA))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    monkeypatch.setenv("DNSREC_DATA_DIR", str(DATA_DIR))
+    monkeypatch.setenv("DNSREC_OFFLINE", "1")
+    monkeypatch.setenv("DNSREC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "dnsrec-cache"))
+
+
+def require_data(*relative: str) -> Path:
+    """The shared data directory, skipping loudly if a real file is absent (never in CI: .ci/run checks)."""
+    for rel in relative:
+        if not (DATA_DIR / rel).exists():
+            pytest.fail(f"real data file {DATA_DIR / rel} is missing; set DNSREC_DATA_DIR to ../shared/data")
+    return DATA_DIR

@@ -1,0 +1,67 @@
+"""Window and per-prefix training samples (METHOD.md, "Training objective")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dnsrec.data.sequences import SequenceData
+from dnsrec.models import SASRec, SASRecConfig
+from dnsrec.train.batches import build_windows, pack_batches, prefix_batch, prefix_samples, window_starts
+
+
+def toy_data(lengths: list[int], n_items: int = 40, max_len: int = 8, seed: int = 0) -> SequenceData:
+    rng = np.random.default_rng(seed)
+    items = rng.integers(1, n_items + 1, size=sum(lengths))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return SequenceData(name="toy", n_items=n_items, max_len=max_len, items=items, offsets=offsets)
+
+
+@pytest.mark.parametrize("n_targets", [1, 5, 8, 9, 12, 13, 30, 31])
+def test_windows_cover_each_target_once_with_enough_history(n_targets: int) -> None:
+    n = 8
+    data = toy_data([n_targets + 3], max_len=n)  # train = n_targets + 1 items
+    s = data.sequence(0)[:-2]
+    w = build_windows(data)
+    seen: dict[int, int] = {}  # target index -> items it sees
+    for a, (inp, tgt) in zip(window_starts(n_targets, n), zip(w.inputs, w.targets, strict=True), strict=True):
+        for p in np.flatnonzero(tgt):
+            j = a + p + 1
+            assert j not in seen, "a target's loss taken twice"
+            assert tgt[p] == s[j] and np.array_equal(inp[: p + 1], s[a : a + p + 1])
+            seen[j] = p + 1
+    assert sorted(seen) == list(range(1, n_targets + 1))
+    for j, visible in seen.items():
+        assert visible >= min(n // 2, j), (j, visible)
+    assert w.n_targets == n_targets
+
+
+def test_short_sequences_give_per_prefix_logits() -> None:
+    """For T <= N + 1 the window formulation's logits equal the per-prefix formulation's, exactly."""
+    data = toy_data([5, 9, 10, 3], max_len=8)  # training lengths 3, 7, 8, 1 -> at most N + 1 = 9
+    torch.manual_seed(0)
+    model = SASRec(SASRecConfig(n_items=40, max_len=8, d=8, inner=8, n_layers=2, n_heads=2, attention="linear"))
+    model = model.double().eval()
+    w = build_windows(data)
+    p = prefix_batch(data, prefix_samples(data))
+    assert w.n_targets == p.n_targets == len(prefix_samples(data))
+    with torch.no_grad():
+        hw = model(torch.from_numpy(w.inputs))[torch.from_numpy(w.targets > 0)]
+        hp = model(torch.from_numpy(p.inputs))[torch.from_numpy(p.targets > 0)]
+    tw, tp = w.targets[w.targets > 0], p.targets[p.targets > 0]
+    # Same multiset of (target, logits): sort both by target then by the first hidden unit.
+    kw = np.lexsort((hw[:, 0].numpy(), tw))
+    kp = np.lexsort((hp[:, 0].numpy(), tp))
+    assert np.array_equal(tw[kw], tp[kp])
+    torch.testing.assert_close(hw[torch.from_numpy(kw)], hp[torch.from_numpy(kp)])
+
+
+def test_pack_batches_counts_targets() -> None:
+    counts = np.array([5, 1, 7, 3, 8, 2, 2, 9])
+    steps = list(pack_batches(counts, 10, np.random.default_rng(0)))
+    assert sorted(np.concatenate(steps).tolist()) == list(range(len(counts)))
+    for s in steps[:-1]:
+        assert counts[s].sum() - counts[s[-1]] < 10  # the step closes once it holds >= batch targets
+    again = list(pack_batches(counts, 10, np.random.default_rng(0)))
+    assert all(np.array_equal(a, b) for a, b in zip(steps, again, strict=True))

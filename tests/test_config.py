@@ -1,0 +1,52 @@
+"""Bad configuration values fail at start with a message naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from dnsrec.cli import compose
+from dnsrec.config import TrainConfig, build
+from dnsrec.errors import ConfigError, DNSRecError
+from dnsrec.pipeline import TrainRunConfig
+
+
+def test_defaults_compose_and_validate() -> None:
+    cfg = TrainRunConfig.from_mapping(compose("train", []))
+    assert cfg.dataset.name == "ml-100k" and cfg.model.attention == "linear"
+    assert cfg.train.lr == pytest.approx(1e-3) and cfg.train.batch == 2048 and cfg.train.patience == 10
+
+
+def test_shortcuts_reach_their_groups() -> None:
+    raw = compose("train", ["dataset=gowalla-100", "attention=softmax", "lr=0.005", "batch=64", "seed=3"])
+    cfg = TrainRunConfig.from_mapping(raw)
+    assert (cfg.dataset.name, cfg.dataset.max_len, cfg.model.attention) == ("gowalla-100", 100, "softmax")
+    assert (cfg.train.lr, cfg.train.batch, cfg.train.seed) == (0.005, 64, 3)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("lr=-1", "train.lr"),
+        ("batch=0", "train.batch"),
+        ("train.patience=0", "train.patience"),
+        ("train.mode=sideways", "train.mode"),
+        ("attention=quadratic", "model.attention"),
+        ("model.dropout=1.5", "model.dropout"),
+        ("model.heads=7", "model.heads"),
+        ("+train.lrate=0.1", "train.lrate"),
+        ("train.device=tpu", "train.device"),
+    ],
+)
+def test_out_of_range_values_name_the_key(override: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        TrainRunConfig.from_mapping(compose("train", [override]))
+
+
+def test_unknown_dataset_group_is_a_clear_error() -> None:
+    with pytest.raises(DNSRecError, match="nosuchdata"):
+        compose("train", ["dataset=nosuchdata"])
+
+
+def test_required_and_type_errors() -> None:
+    with pytest.raises(ConfigError, match="train.batch"):
+        build(TrainConfig, {"batch": "many"}, "train.")
