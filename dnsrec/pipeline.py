@@ -97,9 +97,12 @@ def environment(placement: Placement) -> dict[str, str]:
 
 def train_run(cfg: TrainRunConfig, run_dir: Path, log: Callable[[str], None] = print) -> RunResult:
     """Train one fixed model to early stop; evaluate valid and test at the best epoch; write result.json."""
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     data = load_dataset(cfg.dataset.name, data_dir=cfg.data_dir, max_len=cfg.dataset.max_len)
-    log(f"{data.name}: {data.n_users:,} users, {data.n_items:,} items, {data.n_interactions:,} interactions, N={data.max_len}")
+    log(
+        f"{data.name}: {data.n_users:,} users, {data.n_items:,} items, "
+        f"{data.n_interactions:,} interactions, N={data.max_len}"
+    )
     placement = Placement.resolve(cfg.train.device, cfg.train.precision)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, data)
@@ -128,7 +131,7 @@ def train_run(cfg: TrainRunConfig, run_dir: Path, log: Callable[[str], None] = p
         history=[dataclasses.asdict(h) for h in outcome.history],
         environment=environment(placement),
         started_at=started.isoformat(timespec="seconds"),
-        finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     result.write(run_dir)
     return result

@@ -40,7 +40,7 @@ def test_truncated_and_garbage_files(tmp_path: Path) -> None:
 
 def test_pickled_code_is_refused(tmp_path: Path) -> None:
     torch.save({"model": small_model()}, tmp_path / "module.pt")  # a whole module, not a state dict
-    with pytest.raises(CheckpointError, match="module.pt"):
+    with pytest.raises(CheckpointError, match=r"module\.pt"):
         load_checkpoint(tmp_path / "module.pt")
 
 

@@ -48,5 +48,5 @@ def test_unknown_dataset_group_is_a_clear_error() -> None:
 
 
 def test_required_and_type_errors() -> None:
-    with pytest.raises(ConfigError, match="train.batch"):
+    with pytest.raises(ConfigError, match=r"train\.batch"):
         build(TrainConfig, {"batch": "many"}, "train.")

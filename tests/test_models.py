@@ -9,15 +9,21 @@ import torch
 import torch.nn.functional as F
 
 from dnsrec.models import SASRec, SASRecConfig
-from dnsrec.models.attention import linear_attention, linear_attention_last, softmax_attention
+from dnsrec.models.attention import (
+    linear_attention,
+    linear_attention_last,
+    linear_attention_prefix,
+    softmax_attention,
+)
 
 ATTENTIONS = ["linear", "softmax"]
 
 
 def make_model(attention: str, n_items: int = 50, max_len: int = 12, layers: int = 2) -> SASRec:
     torch.manual_seed(0)
-    cfg = SASRecConfig(n_items=n_items, max_len=max_len, d=16, inner=24, n_layers=layers, n_heads=4,
-                       dropout=0.3, attention=attention)  # type: ignore[arg-type]
+    cfg = SASRecConfig(
+        n_items=n_items, max_len=max_len, d=16, inner=24, n_layers=layers, n_heads=4, dropout=0.3, attention=attention
+    )  # type: ignore[arg-type]
     return SASRec(cfg).double().eval()
 
 
@@ -65,6 +71,13 @@ def test_last_position_linear_form_equals_masked_quadratic() -> None:
     q_last = q[torch.arange(3), :, last][:, :, None]  # (B, H, 1, dh)
     fast = linear_attention_last(q_last, k, v, key_mask)
     torch.testing.assert_close(fast[:, :, 0], full[torch.arange(3), :, last])
+
+
+def test_prefix_sum_form_equals_quadratic_form() -> None:
+    torch.manual_seed(4)
+    q, k, v = (torch.randn(2, 3, 8, 4, dtype=torch.double) for _ in range(3))
+    key_mask = torch.arange(8)[None] < torch.tensor([8, 3])[:, None]
+    torch.testing.assert_close(linear_attention_prefix(q, k, v, key_mask), linear_attention(q, k, v, key_mask))
 
 
 def test_zero_head_gives_zero_not_nan() -> None:

@@ -11,8 +11,15 @@ from dnsrec.cli import compose, main
 from dnsrec.pipeline import TrainRunConfig, train_run
 from dnsrec.result import RunResult
 
-TINY = ["dataset=gowalla-100", "model.d=16", "model.inner=16", "model.layers=1", "model.heads=2",
-        "batch=1024", "train.progress=false"]
+TINY = [
+    "dataset=gowalla-100",
+    "model.d=16",
+    "model.inner=16",
+    "model.layers=1",
+    "model.heads=2",
+    "batch=1024",
+    "train.progress=false",
+]
 
 
 def tiny_config(*extra: str) -> TrainRunConfig:
@@ -25,8 +32,9 @@ def test_train_run_writes_a_complete_result(tmp_path: Path) -> None:
     assert again == result
     assert result.epochs == 2 and result.stopped == "max_epochs" and 1 <= result.best_epoch <= 2
     for split in ("valid", "test"):
-        assert set(result.metrics[split]) == {f"{p}/{m}@10" for p in ("pop100", "full")
-                                              for m in ("recall", "mrr", "ndcg")}
+        assert set(result.metrics[split]) == {
+            f"{p}/{m}@10" for p in ("pop100", "full") for m in ("recall", "mrr", "ndcg")
+        }
         assert all(0.0 <= v <= 1.0 for v in result.metrics[split].values())
         assert result.eval_seconds[split] > 0
     assert result.n_params > 0 and result.seconds_per_epoch > 0 and len(result.history) == 2
@@ -55,8 +63,9 @@ def test_cli_trains_and_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFix
     ("override", "expected"),
     [("lr=-0.1", "train.lr"), ("dataset=nosuch", "nosuch"), ("+dataset.name=x", "dataset")],
 )
-def test_cli_bad_input_is_one_clear_line(override: str, expected: str, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_input_is_one_clear_line(
+    override: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["train", *TINY, override, f"run_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dnsrec: error:") and expected in err and "Traceback" not in err

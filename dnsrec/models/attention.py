@@ -44,6 +44,18 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor) -> Tenso
     return (scores @ v) / math.sqrt(dh)  # (B, H, N, dh)
 
 
+def linear_attention_prefix(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor) -> Tensor:
+    """The same causal LinRec attention as prefix sums of K'^T V: O(N dh^2) per head, O(N dh^2) memory.
+
+    out_t = q'_t (sum_{s<=t} k'_s^T v_s) / sqrt(dh). Its multiply-adds (2 N dh^2 per head) are the ones the
+    FLOPs definition counts (METHOD.md); training uses the quadratic form, which is faster for N <= ~500.
+    """
+    qf, kf = linrec_feature(q), linrec_feature(k)
+    kf = kf * key_mask[:, None, :, None].to(kf.dtype)
+    states = torch.einsum("bhnd,bhne->bhnde", kf, v).cumsum(dim=2)  # (B, H, N, dh, dh)
+    return torch.einsum("bhnd,bhnde->bhne", qf, states) / math.sqrt(q.shape[-1])
+
+
 def linear_attention_last(q_last: Tensor, k: Tensor, v: Tensor, key_mask: Tensor) -> Tensor:
     """LinRec attention of one query per sequence over all its real keys, in O(N dh^2).
 

@@ -1,9 +1,13 @@
-"""SASRec (Kang & McAuley, ICDM 2018) with softmax or LinRec linear attention.
+"""SASRec (Kang & McAuley, ICDM 2018) with softmax or LinRec linear attention, optionally gated and narrowed.
 
 Follows the reference implementation the paper's numbers come from (RecBole 1.2 `SASRec`): item +
 learned absolute position embedding, LayerNorm, dropout; post-LN transformer layers (attention ->
 dropout -> residual -> LayerNorm; Linear d->D -> GELU -> Linear D->d -> dropout -> residual ->
 LayerNorm); output layer tied to the item embedding; N(0, 0.02) initialisation.
+
+The same class is the compact model DNS-Rec retrains (paper §2.7): per-layer attention and inner widths
+(`layers`) and data-aware gates (`gate_layers`) make it the searched architecture; without them it is
+plain SASRec.
 
 Departures, on purpose (METHOD.md): attention is causal in both variants (we train one causal forward
 per window with the loss at every position, instead of one sample per prefix), and inputs are
@@ -16,92 +20,43 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dnsrec.models.attention import linear_attention, linear_attention_last, softmax_attention
+from dnsrec.models.layers import Block, init_weights
 
-Attention = Literal["softmax", "linear"]
+# "linear-prefix" is LinRec computed as prefix sums (same values; the form whose FLOPs we report).
+Attention = Literal["softmax", "linear", "linear-prefix"]
 
 
 @dataclass(frozen=True)
 class SASRecConfig:
     n_items: int  # real items are 1..n_items; 0 is padding
     max_len: int  # N
-    d: int = 128
+    d: int = 128  # residual width (embeddings, LayerNorms)
     inner: int = 256  # D, the feed-forward width
     n_layers: int = 2
     n_heads: int = 8
     dropout: float = 0.2
     attention: Attention = "linear"
     layer_norm_eps: float = 1e-12
+    gate_layers: int = 0  # L_d of the data-aware gates; 0 = no gates (plain SASRec)
+    # Per layer (attention width h, inner width D'); None = (d, inner) everywhere. Head size stays d / n_heads.
+    widths: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.d % self.n_heads:
             raise ValueError(f"d={self.d} must be a multiple of n_heads={self.n_heads}")
-        if self.attention not in ("softmax", "linear"):
+        if self.attention not in ("softmax", "linear", "linear-prefix"):
             raise ValueError(f"attention must be 'softmax' or 'linear', got {self.attention!r}")
+        if self.widths is not None and len(self.widths) != self.n_layers:
+            raise ValueError(f"widths has {len(self.widths)} layers, n_layers={self.n_layers}")
 
+    @property
+    def head_dim(self) -> int:
+        return self.d // self.n_heads
 
-class SelfAttention(nn.Module):
-    def __init__(self, cfg: SASRecConfig) -> None:
-        super().__init__()
-        self.n_heads, self.attention, self.p = cfg.n_heads, cfg.attention, cfg.dropout
-        self.query = nn.Linear(cfg.d, cfg.d)
-        self.key = nn.Linear(cfg.d, cfg.d)
-        self.value = nn.Linear(cfg.d, cfg.d)
-        self.out = nn.Linear(cfg.d, cfg.d)
-        self.norm = nn.LayerNorm(cfg.d, eps=cfg.layer_norm_eps)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def heads(self, x: Tensor) -> Tensor:
-        b, n, d = x.shape
-        return x.view(b, n, self.n_heads, d // self.n_heads).transpose(1, 2)  # (B, H, N, dh)
-
-    def forward(self, x: Tensor, key_mask: Tensor, last: Tensor | None = None) -> Tensor:
-        """x (B, N, d) -> (B, N, d); with `last` (B,) indices, only those positions: (B, 1, d)."""
-        k, v = self.heads(self.key(x)), self.heads(self.value(x))
-        if last is None:
-            q = self.heads(self.query(x))
-            if self.attention == "linear":
-                ctx = linear_attention(q, k, v, key_mask)
-            else:
-                ctx = softmax_attention(q, k, v, key_mask, self.p if self.training else 0.0)
-            residual = x
-        else:
-            residual = x[torch.arange(len(x), device=x.device), last][:, None]  # (B, 1, d)
-            q = self.heads(self.query(residual))
-            if self.attention == "linear":
-                ctx = linear_attention_last(q, k, v, key_mask)
-            else:
-                # Softmax has no cheap last-position form beyond computing one query row.
-                mask = key_mask & (torch.arange(x.shape[1], device=x.device)[None] <= last[:, None])
-                ctx = softmax_attention(q, k, v, mask, 0.0, causal=False)
-        b, _, n, _ = ctx.shape
-        ctx = ctx.transpose(1, 2).reshape(b, n, -1)  # (B, N or 1, d)
-        return self.norm(self.drop(self.out(ctx)) + residual)
-
-
-class FeedForward(nn.Module):
-    def __init__(self, cfg: SASRecConfig) -> None:
-        super().__init__()
-        self.dense1 = nn.Linear(cfg.d, cfg.inner)
-        self.dense2 = nn.Linear(cfg.inner, cfg.d)
-        self.norm = nn.LayerNorm(cfg.d, eps=cfg.layer_norm_eps)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.norm(self.drop(self.dense2(F.gelu(self.dense1(x)))) + x)
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: SASRecConfig) -> None:
-        super().__init__()
-        self.attn = SelfAttention(cfg)
-        self.ffn = FeedForward(cfg)
-
-    def forward(self, x: Tensor, key_mask: Tensor, last: Tensor | None = None) -> Tensor:
-        return self.ffn(self.attn(x, key_mask, last))
+    def layer_widths(self) -> tuple[tuple[int, int], ...]:
+        return self.widths or ((self.d, self.inner),) * self.n_layers
 
 
 class SASRec(nn.Module):
@@ -114,8 +69,11 @@ class SASRec(nn.Module):
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.d)
         self.norm = nn.LayerNorm(cfg.d, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.apply(_init_weights)
+        self.blocks = nn.ModuleList(
+            Block(cfg.d, h, inner, cfg.head_dim, cfg.attention, cfg.gate_layers, cfg.dropout, cfg.layer_norm_eps)
+            for h, inner in cfg.layer_widths()
+        )
+        self.apply(init_weights)
 
     @property
     def output_weight(self) -> Tensor:
@@ -123,16 +81,18 @@ class SASRec(nn.Module):
         return self.item_emb.weight
 
     def embed(self, seqs: Tensor) -> Tensor:
+        """X: item + position embedding, LayerNorm, dropout. (B, N) -> (B, N, d); also the gates' input."""
         n = seqs.shape[1]
         assert n <= self.cfg.max_len, f"sequence length {n} > max_len {self.cfg.max_len}"
         pos = torch.arange(n, device=seqs.device)
-        return self.drop(self.norm(self.item_emb(seqs) + self.pos_emb(pos)[None]))  # (B, N, d)
+        return self.drop(self.norm(self.item_emb(seqs) + self.pos_emb(pos)[None]))
 
     def forward(self, seqs: Tensor) -> Tensor:
         """Hidden state at every position (causal): (B, N) right-padded ids -> (B, N, d)."""
-        x, key_mask = self.embed(seqs), seqs > 0
+        x = gate_in = self.embed(seqs)
+        key_mask = seqs > 0
         for block in self.blocks:
-            x = block(x, key_mask)
+            x = block(x, key_mask, gate_in)
         return x
 
     def last_hidden(self, seqs: Tensor, lengths: Tensor) -> Tensor:
@@ -141,23 +101,12 @@ class SASRec(nn.Module):
         The last layer runs only for that position (its keys and values still cover the whole
         prefix): with linear attention this is the O(N d^2) form; every earlier layer is causal.
         """
-        x, key_mask = self.embed(seqs), seqs > 0
-        last = lengths - 1
+        x = gate_in = self.embed(seqs)
+        key_mask = seqs > 0
         for block in self.blocks[:-1]:
-            x = block(x, key_mask)
-        return self.blocks[-1](x, key_mask, last)[:, 0]
+            x = block(x, key_mask, gate_in)
+        return self.blocks[-1](x, key_mask, gate_in, last=lengths - 1)[:, 0]
 
     def score(self, seqs: Tensor, lengths: Tensor) -> Tensor:
         """Scores of every item id for the next item after each sequence: (B, n_items + 1)."""
         return self.last_hidden(seqs, lengths) @ self.output_weight.T
-
-
-def _init_weights(module: nn.Module) -> None:
-    # RecBole's initialisation: N(0, 0.02) weights, zero biases, unit LayerNorm.
-    if isinstance(module, (nn.Linear, nn.Embedding)):
-        nn.init.normal_(module.weight, mean=0.0, std=0.02)
-    if isinstance(module, nn.Linear) and module.bias is not None:
-        nn.init.zeros_(module.bias)
-    if isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)

@@ -1,0 +1,162 @@
+"""The named datasets: the files each reads (relative to the data directory), how, and the paper's filtering
+and max length N (METHOD.md, "Evaluation protocol"). Layouts are listed official-first: the first one whose
+main file exists wins, so a downloaded `ml-1m.zip` beats the offline SASRec copy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from dnsrec.data import formats
+from dnsrec.data.process import Filter
+from dnsrec.data.raw import RawInteractions, RawItemFeatures
+from dnsrec.errors import ConfigError
+
+Loaded = tuple[RawInteractions, RawItemFeatures | None]
+Loader = Callable[[Path, tuple[Path | None, ...]], Loaded]  # (main file, companions or None if absent)
+
+
+@dataclass(frozen=True)
+class Download:
+    """An official file a preset may fetch into `<cache_dir>/downloads/` (and looks for there)."""
+
+    url: str
+    md5: str | None = None  # as the publisher lists it; None when nothing is published
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One on-disk form of a dataset: files[0] must exist for it to be chosen; the rest are optional
+    companions (e.g. the genres) read when present."""
+
+    files: tuple[str, ...]
+    load: Loader
+    download: Download | None = None
+
+    def describe(self) -> str:
+        text = self.files[0]
+        if len(self.files) > 1:
+            text += f", optionally with {' and '.join(self.files[1:])}"
+        if self.download is not None:
+            text += f"  (official: {self.download.url})"
+        return text
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    layouts: tuple[Layout, ...]
+    max_len: int  # N
+    filtering: Filter = field(default_factory=Filter)
+    hint: str = ""  # added to the missing-file message (e.g. where to get a file that needs a login)
+
+    @property
+    def official(self) -> Layout | None:
+        return next((layout for layout in self.layouts if layout.download is not None), None)
+
+
+def _movielens_zip(main: Path, _: tuple[Path | None, ...]) -> Loaded:
+    return formats.read_movielens_zip(main)
+
+
+def _ratings_dat(main: Path, companions: tuple[Path | None, ...]) -> Loaded:
+    (movies,) = companions
+    return formats.read_ratings_dat(main), None if movies is None else formats.read_movies_dat(movies)
+
+
+def _u_data(main: Path, companions: tuple[Path | None, ...]) -> Loaded:
+    u_item, u_genre = companions
+    return formats.read_u_data(main), None if u_item is None else formats.read_u_item(u_item, u_genre)
+
+
+def _sasrec(main: Path, companions: tuple[Path | None, ...]) -> Loaded:
+    (item,) = companions
+    return formats.read_sasrec_txt(main), None if item is None else formats.read_item(item)
+
+
+def _recbole(main: Path, companions: tuple[Path | None, ...]) -> Loaded:
+    (item,) = companions
+    return formats.read_inter(main), None if item is None else formats.read_item(item)
+
+
+def _gowalla(main: Path, _: tuple[Path | None, ...]) -> Loaded:
+    return formats.read_gowalla(main), None
+
+
+def _douban(main: Path, _: tuple[Path | None, ...]) -> Loaded:
+    return formats.read_dmsc_csv(main), None
+
+
+GROUPLENS = "https://files.grouplens.org/datasets/movielens"
+GOWALLA_URL = "https://snap.stanford.edu/data/loc-gowalla_totalCheckins.txt.gz"
+GOWALLA = "loc-gowalla_totalCheckins.txt"
+KAGGLE_DOUBAN = "https://www.kaggle.com/datasets/utmhikari/doubanmovieshortcomments"
+GOWALLA_FILTER = Filter(min_user=5, min_item=5)
+
+_PRESETS = (
+    Preset(
+        "ml-1m",
+        (
+            Layout(
+                ("ml-1m.zip",),
+                _movielens_zip,
+                Download(f"{GROUPLENS}/ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906"),
+            ),
+            Layout(("ml-1m/ratings.dat", "ml-1m/movies.dat"), _ratings_dat),
+            Layout(("ml-1m/ml-1m.txt.gz", "ml-1m/ml-1m.item"), _sasrec),
+            Layout(("ml-1m/ml-1m.txt", "ml-1m/ml-1m.item"), _sasrec),
+        ),
+        max_len=200,
+    ),
+    Preset(
+        "ml-100k",
+        (
+            Layout(
+                ("ml-100k.zip",),
+                _movielens_zip,
+                Download(f"{GROUPLENS}/ml-100k.zip", "0e33842e24a9c977be4e0107933c0723"),
+            ),
+            Layout(("ml-100k/u.data", "ml-100k/u.item", "ml-100k/u.genre"), _u_data),
+            Layout(("ml-100k/ml-100k.inter", "ml-100k/ml-100k.item"), _recbole),
+        ),
+        max_len=200,
+    ),
+    Preset(
+        "gowalla",
+        (
+            Layout((f"{GOWALLA}.gz",), _gowalla, Download(GOWALLA_URL)),
+            Layout((f"gowalla/{GOWALLA}.gz",), _gowalla),
+            Layout((GOWALLA,), _gowalla),
+            Layout((f"gowalla/{GOWALLA}",), _gowalla),
+        ),
+        max_len=100,
+        filtering=GOWALLA_FILTER,
+    ),
+    Preset("gowalla-1k", (Layout(("gowalla/gowalla-1k.checkins.txt.gz",), _gowalla),), 100, GOWALLA_FILTER),
+    Preset("gowalla-100", (Layout(("gowalla/gowalla-100.checkins.txt.gz",), _gowalla),), 100, GOWALLA_FILTER),
+    Preset(
+        "douban",
+        (Layout(("DMSC.csv",), _douban), Layout(("douban/DMSC.csv",), _douban)),
+        max_len=100,
+        filtering=Filter(min_user=5, min_item=5, drop_full_users=True),
+        hint=f"DMSC.csv is Kaggle's dataset utmhikari/doubanmovieshortcomments ({KAGGLE_DOUBAN}); Kaggle "
+        "needs a login, so dnsrec never downloads it: fetch it by hand.",
+    ),
+)
+PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset in _PRESETS})
+
+
+def preset_names() -> tuple[str, ...]:
+    return tuple(PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ConfigError(f"dataset: unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name]
