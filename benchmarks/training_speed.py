@@ -52,18 +52,29 @@ def main() -> None:
     placement = Placement.resolve(args.device, "auto")
     data = load_dataset(args.dataset)
     torch.manual_seed(0)
-    cfg = SASRecConfig(n_items=data.n_items, max_len=data.max_len, d=128, inner=256, n_layers=2, n_heads=8,
-                       dropout=0.2, attention=args.attention)  # type: ignore[arg-type]
+    cfg = SASRecConfig(
+        n_items=data.n_items,
+        max_len=data.max_len,
+        d=128,
+        inner=256,
+        n_layers=2,
+        n_heads=8,
+        dropout=0.2,
+        attention=args.attention,
+    )  # type: ignore[arg-type]
     model = SASRec(cfg).to(placement.device).train()
-    print(f"{data.name}: {data.n_users:,} users, {data.n_items:,} items, N={data.max_len}; "
-          f"{args.attention} attention on {placement.describe()}; batch {args.batch} targets")
+    print(
+        f"{data.name}: {data.n_users:,} users, {data.n_items:,} items, N={data.max_len}; "
+        f"{args.attention} attention on {placement.describe()}; batch {args.batch} targets"
+    )
 
     rng = np.random.default_rng(0)
     windows = build_windows(data)
     w_counts = (windows.targets > 0).sum(axis=1)
     w_steps = list(pack_batches(w_counts, args.batch, rng))
-    w_batches = [(torch.from_numpy(windows.inputs[i]), torch.from_numpy(windows.targets[i]))
-                 for i in w_steps[: args.steps + 1]]
+    w_batches = [
+        (torch.from_numpy(windows.inputs[i]), torch.from_numpy(windows.targets[i])) for i in w_steps[: args.steps + 1]
+    ]
     pairs = prefix_samples(data)
     p_steps = list(pack_batches(np.ones(len(pairs), dtype=np.int64), args.batch, rng))
     p_batches = []

@@ -112,3 +112,49 @@ class TrainConfig:
     precision: str = dataclasses.field(default="auto", metadata={"check": one_of("auto", "fp32", "bf16")})
     eval_batch: int = dataclasses.field(default=1024, metadata={"check": positive_int})
     progress: bool = True
+
+
+def _non_negative_float(key: str, v: Any) -> None:
+    check(key, isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "a number >= 0", v)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """DNS-Rec search (paper §2.6; METHOD.md "Bilevel search", "Resource constraint")."""
+
+    lam: float = dataclasses.field(default=0.1, metadata={"check": _non_negative_float})  # lambda of Eq. 13
+    epochs: int = dataclasses.field(default=10, metadata={"check": positive_int})
+    relax: str = dataclasses.field(default="softmax", metadata={"check": one_of("softmax", "gumbel")})
+    arch_batch: str = dataclasses.field(default="valid", metadata={"check": one_of("valid", "train")})
+    arch_every: int = dataclasses.field(default=10, metadata={"check": positive_int})  # f
+    arch_lr: float = dataclasses.field(default=1e-3, metadata={"check": positive_float})
+    arch_weight_decay: float = dataclasses.field(default=1e-6, metadata={"check": _non_negative_float})
+    weight_decay: float = dataclasses.field(default=1e-6, metadata={"check": _non_negative_float})
+    batch: int = dataclasses.field(default=1024, metadata={"check": positive_int})  # target positions per step
+    layers: int = dataclasses.field(default=4, metadata={"check": positive_int})  # L
+    heads: int = dataclasses.field(default=4, metadata={"check": positive_int})
+    per_layer_alpha: bool = False
+
+    def __post_init__(self) -> None:
+        check("search.lam", not isinstance(self.lam, bool), "a number >= 0", self.lam)
+
+
+@dataclass(frozen=True)
+class GatesConfig:
+    layers: int = dataclasses.field(
+        default=2,
+        metadata={
+            "check": lambda k, v: check(
+                k, isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 4, "an integer in 0..4", v
+            )
+        },
+    )
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    shape: str = dataclasses.field(default="narrow", metadata={"check": one_of("narrow", "wide")})
+    init: str = dataclasses.field(default="transfer", metadata={"check": one_of("transfer", "scratch")})
+    max_epochs: int = dataclasses.field(default=200, metadata={"check": positive_int})
+    patience: int = dataclasses.field(default=10, metadata={"check": positive_int})
+    batch: int = dataclasses.field(default=2048, metadata={"check": positive_int})

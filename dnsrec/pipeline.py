@@ -1,7 +1,12 @@
-"""One run: data -> model -> training -> evaluation -> RunResult + files on disk.
+"""One run: data -> (search) -> model -> training -> evaluation -> RunResult + files on disk.
 
-These are plain functions with typed inputs and outputs: the CLI calls them, tests call them, and
-the sweep driver will call them. Hydra stays at the entry point (`cli.py`).
+Plain functions with typed inputs and outputs: the CLI calls them, tests call them, and the sweep driver
+will call them. Hydra stays at the entry point (`cli.py`). Stages:
+- `train_run`: one fixed SASRec (softmax or linear attention) trained to early stop;
+- `dnsrec_run`: DNS-Rec search on the supernet, derive the Architecture, retrain the compact model;
+- `retrain_run`: retrain a given Architecture alone (fresh initialisation: there is no supernet).
+A run directory holds checkpoints (`search.pt`, `last.pt`, `best.pt`), `architecture.json` and
+`result.json`; started again on the same directory a run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import platform
+import resource
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -18,17 +24,55 @@ from typing import Any
 
 import torch
 
-from dnsrec.config import DatasetConfig, ModelConfig, TrainConfig, build
+from dnsrec.config import (
+    DatasetConfig,
+    GatesConfig,
+    ModelConfig,
+    RetrainConfig,
+    SearchConfig,
+    TrainConfig,
+    build,
+)
 from dnsrec.data import load_dataset
 from dnsrec.data.sequences import SequenceData
 from dnsrec.errors import ConfigError
 from dnsrec.evaluate import Evaluator
 from dnsrec.models import SASRec, SASRecConfig
+from dnsrec.nas.architecture import Architecture
+from dnsrec.nas.controllers import Controllers
+from dnsrec.nas.derive import build_compact, transfer_weights
+from dnsrec.nas.flops import model_flops
+from dnsrec.nas.search import search
+from dnsrec.nas.space import SearchSpace
+from dnsrec.nas.supernet import Supernet
 from dnsrec.result import RunResult
 from dnsrec.train.device import Placement
-from dnsrec.train.loop import fit, scorer_of
+from dnsrec.train.loop import FitResult, fit, scorer_of
 
 PROTOCOLS = ("pop100", "full")
+Log = Callable[[str], None]
+
+
+def _split_top_level(cfg: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ConfigError(f"unknown config key '{unknown[0]}'; known top-level keys: {', '.join(sorted(known))}")
+
+
+def _dataset(cfg: Mapping[str, Any]) -> DatasetConfig:
+    dataset = dict(cfg.get("dataset") or {})
+    if "pruning" in dataset:
+        dataset["pruning"] = tuple(dataset["pruning"])
+    return build(DatasetConfig, dataset, "dataset.")
+
+
+def _train(cfg: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> TrainConfig:
+    train = dict(cfg.get("train") or {})
+    for key in ("lr", "batch", "seed"):
+        if key in cfg:
+            train[key] = cfg[key]
+    train.update(extra or {})
+    return build(TrainConfig, train, "train.")
 
 
 @dataclass(frozen=True)
@@ -40,28 +84,76 @@ class TrainRunConfig:
 
     @staticmethod
     def from_mapping(cfg: Mapping[str, Any]) -> TrainRunConfig:
-        """From the composed Hydra config: groups `dataset`, `model`, `train` plus the top-level
-        shortcuts `attention`, `lr`, `batch`, `seed` (DESIGN.md key names)."""
-        known = {"dataset", "model", "train", "attention", "lr", "batch", "seed", "data_dir", "run_dir"}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"unknown config key '{unknown[0]}'; known top-level keys: {', '.join(sorted(known))}")
+        """From the composed Hydra config (`sweeps/train.yaml`): groups `dataset`, `model`, `train` plus the
+        top-level shortcuts `attention`, `lr`, `batch`, `seed` (DESIGN.md key names)."""
+        _split_top_level(cfg, {"dataset", "model", "train", "attention", "lr", "batch", "seed", "data_dir", "run_dir"})
         model = dict(cfg.get("model") or {})
         if "attention" in cfg:
             model["attention"] = cfg["attention"]
-        train = dict(cfg.get("train") or {})
-        for key in ("lr", "batch", "seed"):
-            if key in cfg:
-                train[key] = cfg[key]
-        dataset = dict(cfg.get("dataset") or {})
-        if "pruning" in dataset:
-            dataset["pruning"] = tuple(dataset["pruning"])
         return TrainRunConfig(
-            dataset=build(DatasetConfig, dataset, "dataset."),
+            dataset=_dataset(cfg),
             model=build(ModelConfig, model, "model."),
-            train=build(TrainConfig, train, "train."),
+            train=_train(cfg),
             data_dir=cfg.get("data_dir"),
         )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole DNS-Rec run (`sweeps/run.yaml`): search, then retraining of the compact model."""
+
+    dataset: DatasetConfig
+    search: SearchConfig
+    gates: GatesConfig
+    retrain: RetrainConfig
+    train: TrainConfig  # lr, seed, device, precision, evaluation batch: shared by both stages
+    attention: str = "linear"
+    dropout: float = 0.2
+    data_dir: str | None = None
+
+    @staticmethod
+    def from_mapping(cfg: Mapping[str, Any]) -> RunConfig:
+        known = {"dataset", "search", "gates", "retrain", "train", "attention", "dropout", "lr", "seed", "data_dir"}
+        _split_top_level(cfg, known | {"run_dir", "arch"})
+        attention = cfg.get("attention", "linear")
+        if attention not in ("linear", "softmax"):
+            raise ConfigError(f"config key 'attention': expected 'linear' or 'softmax', got {attention!r}")
+        dropout = cfg.get("dropout", 0.2)
+        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ConfigError(f"config key 'dropout': expected a number in [0, 1), got {dropout!r}")
+        run = RunConfig(
+            dataset=_dataset(cfg),
+            search=build(SearchConfig, dict(cfg.get("search") or {}), "search."),
+            gates=build(GatesConfig, dict(cfg.get("gates") or {}), "gates."),
+            retrain=build(RetrainConfig, dict(cfg.get("retrain") or {}), "retrain."),
+            train=_train(cfg),
+            attention=attention,
+            dropout=float(dropout),
+            data_dir=cfg.get("data_dir"),
+        )
+        run.space_for(n_items=1, max_len=1)  # validate pruning, heads and gates before any data is read
+        return run
+
+    def space(self, data: SequenceData) -> SearchSpace:
+        return self.space_for(data.n_items, data.max_len)
+
+    def space_for(self, n_items: int, max_len: int) -> SearchSpace:
+        return SearchSpace(
+            n_items=n_items,
+            max_len=max_len,
+            d=self.dataset.d,
+            inner=self.dataset.inner,
+            n_heads=self.search.heads,
+            n_layers=self.search.layers,
+            pruning=self.dataset.pruning,
+            gate_layers=self.gates.layers,
+            attention=self.attention,
+            dropout=self.dropout,
+        )
+
+    def retrain_train(self) -> TrainConfig:
+        r = self.retrain
+        return dataclasses.replace(self.train, batch=r.batch, max_epochs=r.max_epochs, patience=r.patience)
 
 
 def build_model(model: ModelConfig, data: SequenceData) -> SASRec:
@@ -95,20 +187,30 @@ def environment(placement: Placement) -> dict[str, str]:
     }
 
 
-def train_run(cfg: TrainRunConfig, run_dir: Path, log: Callable[[str], None] = print) -> RunResult:
-    """Train one fixed model to early stop; evaluate valid and test at the best epoch; write result.json."""
-    started = dt.datetime.now(dt.UTC)
-    data = load_dataset(cfg.dataset.name, data_dir=cfg.data_dir, max_len=cfg.dataset.max_len)
-    log(
-        f"{data.name}: {data.n_users:,} users, {data.n_items:,} items, "
-        f"{data.n_interactions:,} interactions, N={data.max_len}"
-    )
-    placement = Placement.resolve(cfg.train.device, cfg.train.precision)
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, data)
-    evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)
-    outcome = fit(model, data, evaluator, cfg.train, run_dir=run_dir, log=log)
+def peak_memory_mb(placement: Placement) -> float:
+    if placement.device.type == "cuda":
+        return torch.cuda.max_memory_allocated(placement.device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
+
+def inference_seconds(model: SASRec, evaluator: Evaluator, placement: Placement, batch: int) -> float:
+    """Wall time to score every test user against all items (the model alone, no metric computation)."""
+    inputs = evaluator.inputs("test")
+    seqs, lengths = torch.from_numpy(inputs.seqs), torch.from_numpy(inputs.lengths)
+    score = scorer_of(model, placement)
+    model.eval()
+    if placement.device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, len(seqs), batch):
+            score(seqs[i : i + batch].to(placement.device), lengths[i : i + batch].to(placement.device))
+    if placement.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def _evaluate_final(model: SASRec, evaluator: Evaluator, placement: Placement) -> tuple[dict, dict]:
     model.eval()
     score = scorer_of(model, placement)
     metrics, eval_seconds = {}, {}
@@ -116,8 +218,27 @@ def train_run(cfg: TrainRunConfig, run_dir: Path, log: Callable[[str], None] = p
         t0 = time.perf_counter()
         metrics[split] = evaluator.evaluate(score, split, protocols=PROTOCOLS)
         eval_seconds[split] = time.perf_counter() - t0
-    result = RunResult(
-        stage="train",
+    return metrics, eval_seconds
+
+
+def _result(
+    stage: str,
+    cfg: Any,
+    data: SequenceData,
+    model: SASRec,
+    outcome: FitResult,
+    evaluator: Evaluator,
+    placement: Placement,
+    started: dt.datetime,
+    **extra: Any,
+) -> RunResult:
+    metrics, eval_seconds = _evaluate_final(model, evaluator, placement)
+    flops = model_flops(model.cfg)
+    seconds = {"retrain": sum(h.train_seconds + h.eval_seconds for h in outcome.history)}
+    seconds.update(extra.pop("seconds", {}))
+    seconds["inference"] = inference_seconds(model, evaluator, placement, cfg.train.eval_batch)
+    return RunResult(
+        stage=stage,
         dataset=data.name,
         config=_plain(dataclasses.asdict(cfg)),
         metrics=metrics,
@@ -132,9 +253,114 @@ def train_run(cfg: TrainRunConfig, run_dir: Path, log: Callable[[str], None] = p
         environment=environment(placement),
         started_at=started.isoformat(timespec="seconds"),
         finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        flops={"model": flops.total, "model_scoring": flops.scoring, **extra.pop("flops", {})},
+        seconds=seconds,
+        peak_memory_mb=peak_memory_mb(placement),
+        **extra,
+    )
+
+
+def _load(name: str, cfg_max_len: int | None, data_dir: str | None, log: Log) -> SequenceData:
+    data = load_dataset(name, data_dir=data_dir, max_len=cfg_max_len)
+    log(
+        f"{data.name}: {data.n_users:,} users, {data.n_items:,} items, "
+        f"{data.n_interactions:,} interactions, N={data.max_len}"
+    )
+    return data
+
+
+def train_run(cfg: TrainRunConfig, run_dir: Path, log: Log = print) -> RunResult:
+    """Train one fixed model to early stop; evaluate valid and test at the best epoch; write result.json."""
+    started = dt.datetime.now(dt.UTC)
+    data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
+    placement = Placement.resolve(cfg.train.device, cfg.train.precision)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model, data)
+    evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)
+    outcome = fit(model, data, evaluator, cfg.train, run_dir=run_dir, log=log)
+    result = _result("train", cfg, data, model, outcome, evaluator, placement, started)
+    result.write(run_dir)
+    return result
+
+
+def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
+    """Search, derive, retrain, evaluate: the whole DNS-Rec method as one call."""
+    started = dt.datetime.now(dt.UTC)
+    data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
+    space = cfg.space(data)  # validates pruning, gates and heads before any training
+    placement = Placement.resolve(cfg.train.device, cfg.train.precision)
+    torch.manual_seed(cfg.train.seed)
+    supernet = Supernet(space)
+    controllers = Controllers(space.n_layers, space.m, cfg.search.per_layer_alpha, cfg.search.relax)
+    evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log(
+        f"search space: widths {space.hidden_widths} x inner {space.inner_widths}, "
+        f"L={space.n_layers}, L_d={space.gate_layers}"
+    )
+    found = search(supernet, controllers, data, evaluator, cfg.search, cfg.train, run_dir=run_dir, log=log)
+    arch = found.architecture
+    (run_dir / "architecture.json").write_text(arch.to_json())
+    log(f"decision (epoch {found.best_epoch}): depth {arch.depth}, widths {arch.hidden}, inner {arch.inner_widths}")
+
+    torch.manual_seed(cfg.train.seed)
+    compact = build_compact(arch, space, cfg.retrain.shape)
+    if cfg.retrain.init == "transfer":
+        transfer_weights(found.best_weights, compact)
+    outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log)
+    full = model_flops(_unpruned_config(space))
+    result = _result(
+        "run",
+        cfg,
+        data,
+        compact,
+        outcome,
+        evaluator,
+        placement,
+        started,
+        flops={"supernet": full.total, "supernet_scoring": full.scoring},
+        supernet_params=sum(p.numel() for p in SASRec(_unpruned_config(space)).parameters()),
+        seconds={"search": found.seconds},
+        architecture=arch.to_dict(),
+        search={"best_epoch": found.best_epoch, "steps": found.steps, "trajectory": found.trajectory},
     )
     result.write(run_dir)
     return result
+
+
+def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
+    """Retrain a given Architecture alone, from fresh initialisation."""
+    started = dt.datetime.now(dt.UTC)
+    data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
+    space = cfg.space(data)
+    if (arch.d, arch.inner, arch.head_dim) != (space.d, space.inner, space.head_dim):
+        raise ConfigError(
+            f"architecture sizes d={arch.d}, inner={arch.inner}, head_dim={arch.head_dim} do not match "
+            f"dataset.d={space.d}, dataset.inner={space.inner}, head size {space.head_dim}"
+        )
+    placement = Placement.resolve(cfg.train.device, cfg.train.precision)
+    torch.manual_seed(cfg.train.seed)
+    compact = build_compact(arch, space, cfg.retrain.shape)
+    evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)
+    outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log)
+    result = _result("retrain", cfg, data, compact, outcome, evaluator, placement, started, architecture=arch.to_dict())
+    result.write(run_dir)
+    return result
+
+
+def _unpruned_config(space: SearchSpace) -> SASRecConfig:
+    """The supernet's shape as a plain model: L full-width layers with gates (the 'un-pruned supernet shape')."""
+    return SASRecConfig(
+        n_items=space.n_items,
+        max_len=space.max_len,
+        d=space.d,
+        inner=space.inner,
+        n_layers=space.n_layers,
+        n_heads=space.n_heads,
+        dropout=space.dropout,
+        attention=space.attention,  # type: ignore[arg-type]
+        gate_layers=space.gate_layers,
+    )
 
 
 def _plain(x: Any) -> Any:

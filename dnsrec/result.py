@@ -37,6 +37,14 @@ class RunResult:
     environment: dict[str, str] = field(default_factory=dict)  # host, device, git commit, versions
     started_at: str = ""
     finished_at: str = ""
+    # FLOPs (METHOD.md definition) of the final model's layers and of its scoring layer; for DNS-Rec runs
+    # also of the un-pruned supernet shape ("supernet", "supernet_scoring").
+    flops: dict[str, int] = field(default_factory=dict)
+    supernet_params: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # "search", "retrain", "inference" (test set)
+    peak_memory_mb: float = 0.0  # CUDA: max allocated; CPU: the process's max resident set
+    architecture: dict[str, Any] | None = None  # the searched or given Architecture (DNS-Rec stages)
+    search: dict[str, Any] | None = None  # best_epoch, steps, per-epoch trajectory of alpha, beta, tau, ...
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
@@ -60,7 +68,11 @@ class RunResult:
             got = raw.get("schema_version") if isinstance(raw, dict) else type(raw).__name__
             raise DNSRecError(f"{path}: expected schema_version {SCHEMA_VERSION}, got {got!r}")
         names = {f.name for f in dataclasses.fields(RunResult)}
-        missing = sorted(f.name for f in dataclasses.fields(RunResult) if f.name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)  # noqa: E501
+        missing = sorted(
+            f.name
+            for f in dataclasses.fields(RunResult)
+            if f.name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
         if missing or set(raw) - names:
             raise DNSRecError(f"{path}: missing keys {missing} or unknown keys {sorted(set(raw) - names)}")
         return RunResult(**raw)

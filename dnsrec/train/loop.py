@@ -67,7 +67,7 @@ def scorer_of(model: SASRec, placement: Placement) -> Callable[[Tensor, Tensor],
     return score
 
 
-class _Samples:
+class TrainingSamples:
     """The epoch's training samples in either formulation, as (inputs, targets) device tensors per step."""
 
     def __init__(self, data: SequenceData, mode: str, device: torch.device) -> None:
@@ -115,7 +115,7 @@ def fit(
     torch.manual_seed(cfg.seed)
     model.to(placement.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    samples = _Samples(data, cfg.mode, placement.device)
+    samples = TrainingSamples(data, cfg.mode, placement.device)
     score = scorer_of(model, placement)
 
     result = FitResult(best_epoch=0, epochs=0, stopped="max_epochs", best_valid={})

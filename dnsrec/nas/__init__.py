@@ -1,0 +1,1 @@
+"""Neural architecture search for DNS-Rec: search space, supernet, controllers, resource constraint."""

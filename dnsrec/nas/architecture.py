@@ -1,0 +1,103 @@
+"""`Architecture`: the one small frozen value that crosses from search to retraining and into the database.
+
+Like DARTS's Genotype, but typed and JSON round-trippable. It says, per kept layer, the attention width
+h_l (whole heads) and the inner width D'_l, plus the gate depth and the supernet sizes it came from, and
+turns itself into the config of a plain compact SASRec (`narrow` or `wide` shape, METHOD.md "Retraining").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dnsrec.errors import ConfigError
+from dnsrec.models import SASRecConfig
+
+SHAPES = ("narrow", "wide")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    d: int  # supernet hidden width
+    inner: int  # supernet inner width D
+    head_dim: int
+    hidden: tuple[int, ...]  # per kept layer: attention width h_l
+    inner_widths: tuple[int, ...]  # per kept layer: inner width D'_l
+    gate_layers: int
+    candidates: tuple[int, ...] = ()  # per kept layer: index of the chosen candidate (for the record)
+
+    def __post_init__(self) -> None:
+        if not self.hidden or len(self.hidden) != len(self.inner_widths):
+            raise ConfigError(
+                f"architecture: hidden {self.hidden} and inner {self.inner_widths} must be non-empty and equally long"
+            )
+        for h in self.hidden:
+            if h % self.head_dim or not 0 < h <= self.d:
+                raise ConfigError(
+                    f"architecture: width {h} is not a whole number of heads of {self.head_dim} within d={self.d}"
+                )
+        for w in self.inner_widths:
+            if not 0 < w <= self.inner:
+                raise ConfigError(f"architecture: inner width {w} not in 1..{self.inner}")
+
+    @property
+    def depth(self) -> int:
+        return len(self.hidden)
+
+    def compact_config(self, n_items: int, max_len: int, shape: str, attention: str, dropout: float) -> SASRecConfig:
+        """The compact model: `narrow` shrinks everything to r = max h_l; `wide` keeps residual width d."""
+        if shape not in SHAPES:
+            raise ConfigError(f"config key 'retrain.shape': expected one of {SHAPES}, got {shape!r}")
+        r = max(self.hidden) if shape == "narrow" else self.d
+        return SASRecConfig(
+            n_items=n_items,
+            max_len=max_len,
+            d=r,
+            inner=max(self.inner_widths),
+            n_layers=self.depth,
+            n_heads=r // self.head_dim,
+            dropout=dropout,
+            attention=attention,  # type: ignore[arg-type]
+            gate_layers=self.gate_layers,
+            widths=tuple(zip(self.hidden, self.inner_widths, strict=True)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @staticmethod
+    def from_dict(raw: Any, source: str = "architecture") -> Architecture:
+        fields = ("d", "inner", "head_dim", "hidden", "inner_widths", "gate_layers")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: expected a JSON object with keys {', '.join(fields)}")
+        missing = [f for f in fields if f not in raw]
+        unknown = sorted(set(raw) - {*fields, "candidates"})
+        if missing or unknown:
+            raise ConfigError(f"{source}: missing keys {missing}, unknown keys {unknown}")
+        try:
+            return Architecture(
+                d=int(raw["d"]),
+                inner=int(raw["inner"]),
+                head_dim=int(raw["head_dim"]),
+                hidden=tuple(int(x) for x in raw["hidden"]),
+                inner_widths=tuple(int(x) for x in raw["inner_widths"]),
+                gate_layers=int(raw["gate_layers"]),
+                candidates=tuple(int(x) for x in raw.get("candidates", ())),
+            )
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{source}: {e}") from e
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @staticmethod
+    def read(path: Path) -> Architecture:
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path}: not a readable architecture JSON file ({e})") from e
+        if isinstance(raw, dict) and "architecture" in raw and "schema_version" in raw:  # a result.json
+            raw = raw["architecture"]
+        return Architecture.from_dict(raw, str(path))

@@ -1,0 +1,52 @@
+"""Bilevel controllers (paper §2.4, §2.6.1): transformer controller alpha and depth controller beta.
+
+They live in their own module with their own optimizer and are passed to the supernet as ARGUMENTS
+(p, q), as DARTS does — no hidden state inside the supernet. The temperature is a pure function of the
+weight-update step (the published code decrements it inside forward(), evaluation included).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+RELAXATIONS = ("softmax", "gumbel")
+
+
+def temperature(step: int, start: float = 1.0, decay: float = 5e-5, floor: float = 0.01) -> float:
+    """tau = max(0.01, 1 - 5e-5 t), t = number of weight-update steps so far (METHOD.md)."""
+    return max(floor, start - decay * step)
+
+
+def relax(logits: Tensor, tau: float, gumbel: bool, generator: torch.Generator | None = None) -> Tensor:
+    """softmax(logits / tau) (the published code's default) or Gumbel-softmax (paper Eq. 9), over the last dim."""
+    if gumbel:
+        u = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_(1e-10, 1 - 1e-10)
+        logits = logits - torch.log(-torch.log(u))
+    return F.softmax(logits / tau, dim=-1)
+
+
+class Controllers(nn.Module):
+    """alpha: (1 or L, m) candidate logits, shared across layers by default; beta: (L,) exit logits."""
+
+    def __init__(self, n_layers: int, m: int, per_layer: bool = False, relaxation: str = "softmax") -> None:
+        super().__init__()
+        if relaxation not in RELAXATIONS:
+            raise ValueError(f"relaxation must be one of {RELAXATIONS}, got {relaxation!r}")
+        self.n_layers, self.relaxation = n_layers, relaxation
+        self.alpha = nn.Parameter(torch.zeros(n_layers if per_layer else 1, m))
+        self.beta = nn.Parameter(torch.zeros(n_layers))
+
+    def forward(self, step: int, noise: bool = True, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(p (L, m), q (L,)) at weight-update step `step`; `noise=False` gives the deterministic softmax."""
+        tau = temperature(step)
+        gumbel = noise and self.relaxation == "gumbel"
+        p = relax(self.alpha, tau, gumbel, generator).expand(self.n_layers, -1)
+        q = relax(self.beta, tau, gumbel, generator)
+        return p, q
+
+    def decision(self) -> tuple[list[int], int]:
+        """Hard selection (paper Eq. 15): the argmax candidate per layer and the depth argmax(beta) + 1."""
+        candidates = self.alpha.detach().argmax(dim=-1).expand(self.n_layers).tolist()
+        return candidates, int(self.beta.detach().argmax()) + 1

@@ -1,0 +1,294 @@
+"""Bilevel DNS-Rec search (paper §2.6.3, Eq. 14), first order, resumable at epoch ends.
+
+Every training batch: one weight step (supernet weights and gates, CE). Every f batches: one
+architecture step (alpha, beta) on a VALIDATION batch (option: the same training batch, as the published
+code does) with loss CE + lambda * L_RC, where L_RC = (L_t / L) * E[FLOPs] / (F_max - F_min) and L_t =
+argmax(beta) + 1 is a temporary hard selection refreshed at each architecture step, with no gradient
+through it. The two parameter sets have separate optimizers, so a weight step never moves alpha/beta
+and an architecture step never moves a weight. After each epoch the soft mixture is evaluated on the
+validation split; the decision is argmax alpha, argmax beta at the epoch with the best validation
+pop100 NDCG@10. The whole trajectory (alpha, beta, tau, expected FLOPs, metrics) is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dnsrec.config import SearchConfig, TrainConfig
+from dnsrec.data.sequences import SequenceData
+from dnsrec.evaluate import Evaluator
+from dnsrec.nas.architecture import Architecture
+from dnsrec.nas.controllers import Controllers, temperature
+from dnsrec.nas.derive import derive_architecture
+from dnsrec.nas.flops import expected_flops, layer_flops
+from dnsrec.nas.space import SearchSpace
+from dnsrec.nas.supernet import Supernet
+from dnsrec.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from dnsrec.train.device import Placement
+from dnsrec.train.loop import SELECTION_METRIC, TrainingSamples
+from dnsrec.train.loss import item_cross_entropy
+from dnsrec.train.progress import Progress
+
+CHECKPOINT = "search.pt"
+
+
+def candidate_flops(space: SearchSpace) -> torch.Tensor:
+    """FLOPs of one layer of each candidate as a compact `narrow` layer (METHOD.md definition)."""
+    return torch.tensor(
+        [
+            float(layer_flops(space.max_len, h, h, inner, space.head_dim, space.gate_layers, space.attention))
+            for h, inner in zip(space.hidden_widths, space.inner_widths, strict=True)
+        ]
+    )
+
+
+def resource_loss(p: Tensor, q: Tensor, flops: Tensor, l_t: int, n_layers: int) -> Tensor:
+    """L_RC of Eq. 12, normalised by F_max - F_min as the published code does."""
+    span = n_layers * flops.max() - flops.min()
+    return (l_t / n_layers) * expected_flops(p, q, flops) / span
+
+
+@dataclass
+class SearchOutcome:
+    architecture: Architecture
+    best_weights: dict[str, Tensor]  # the supernet at the best epoch: the weights retraining starts from
+    best_epoch: int
+    steps: int
+    seconds: float
+    trajectory: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ArchBatches:
+    """Validation batches for architecture steps: batch k is a pure function of (seed, k), so a resumed
+    search draws exactly the batches an uninterrupted one would (users cycle through seeded permutations)."""
+
+    def __init__(self, evaluator: Evaluator, batch: int, seed: int, device: torch.device) -> None:
+        inputs = evaluator.inputs("valid")
+        self.seqs = torch.from_numpy(inputs.seqs).to(device)
+        self.lengths = torch.from_numpy(inputs.lengths).to(device)
+        self.targets = torch.from_numpy(inputs.targets).to(device)
+        self.batch, self.seed = min(batch, len(self.targets)), seed
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, cycle: int) -> np.ndarray:
+        if cycle not in self._perms:
+            self._perms = {cycle: np.random.default_rng([self.seed, 7, cycle]).permutation(len(self.targets))}
+        return self._perms[cycle]
+
+    def get(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        n = len(self.targets)
+        positions = np.arange(k * self.batch, (k + 1) * self.batch)
+        idx_np = np.concatenate(
+            [self._perm(int(c))[positions[positions // n == c] % n] for c in np.unique(positions // n)]
+        )
+        idx = torch.from_numpy(idx_np).to(self.seqs.device)
+        return self.seqs[idx], self.lengths[idx], self.targets[idx]
+
+
+def weight_step(
+    supernet: Supernet,
+    controllers: Controllers,
+    opt: torch.optim.Optimizer,
+    inputs: Tensor,
+    targets: Tensor,
+    step: int,
+    placement: Placement,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One step on the supernet weights; the relaxed architecture is a constant (no gradient to alpha/beta)."""
+    with torch.no_grad():
+        p, q = controllers(step, generator=generator)
+    with placement.autocast():
+        hidden = supernet(inputs, p, q)
+    mask = targets > 0
+    loss = item_cross_entropy(hidden[mask], supernet.output_weight, targets[mask], compute_dtype=_dtype(placement))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def arch_step(
+    supernet: Supernet,
+    controllers: Controllers,
+    opt: torch.optim.Optimizer,
+    seqs: Tensor,
+    lengths: Tensor,
+    targets: Tensor,
+    step: int,
+    lam: float,
+    flops: Tensor,
+    placement: Placement,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One step on alpha, beta: CE at each sequence's last position + lambda * L_RC (Eq. 13).
+
+    L_t = argmax(beta) + 1 is taken here, before the step, as a constant. The supernet's weight gradients
+    from this backward pass are discarded, so no weight moves.
+    """
+    l_t = controllers.decision()[1]
+    p, q = controllers(step, generator=generator)
+    with placement.autocast():
+        y = supernet(seqs, p, q)
+    last = y[torch.arange(len(seqs), device=seqs.device), lengths - 1]
+    ce = item_cross_entropy(last, supernet.output_weight, targets, compute_dtype=_dtype(placement))
+    loss = ce + lam * resource_loss(p, q, flops, l_t, supernet.space.n_layers)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    supernet.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def _window_targets(inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """A window batch as one (prefix, target) sample per target position, for arch steps on training data.
+
+    With causal attention the output at position t of a window depends only on items 0..t, so the prefix
+    padded with zeros after t gives the same hidden state as the window does at t.
+    """
+    rows, cols = (targets > 0).nonzero(as_tuple=True)
+    seqs = inputs[rows].clone()
+    seqs[torch.arange(seqs.shape[1], device=seqs.device)[None] > cols[:, None]] = 0
+    return seqs, cols + 1, targets[rows, cols]
+
+
+def _dtype(placement: Placement) -> torch.dtype | None:
+    return torch.bfloat16 if placement.bf16 else None
+
+
+def search(
+    supernet: Supernet,
+    controllers: Controllers,
+    data: SequenceData,
+    evaluator: Evaluator,
+    cfg: SearchConfig,
+    train: TrainConfig,
+    run_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> SearchOutcome:
+    placement = Placement.resolve(train.device, train.precision)
+    device = placement.device
+    supernet.to(device)
+    controllers.to(device)
+    w_opt = torch.optim.Adam(supernet.parameters(), lr=train.lr, weight_decay=cfg.weight_decay)
+    a_opt = torch.optim.Adam(controllers.parameters(), lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay)
+    samples = TrainingSamples(data, "window", device)
+    arch_batches = ArchBatches(evaluator, cfg.batch, train.seed, device)
+    flops = candidate_flops(supernet.space).to(device)
+    space = supernet.space
+    gumbel_gen = torch.Generator(device=device).manual_seed(train.seed)
+
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "best": -math.inf, "best_epoch": 0, "trajectory": []}
+    best_weights = {k: v.detach().to("cpu", copy=True) for k, v in supernet.state_dict().items()}
+    ckpt = run_dir / CHECKPOINT if run_dir else None
+    if ckpt is not None and ckpt.exists():
+        saved = load_checkpoint(ckpt)
+        load_model_state(supernet, saved["supernet"], ckpt)
+        load_model_state(controllers, saved["controllers"], ckpt)
+        w_opt.load_state_dict(saved["w_opt"])
+        a_opt.load_state_dict(saved["a_opt"])
+        torch.set_rng_state(saved["torch_rng"])
+        gumbel_gen.set_state(saved["gumbel_rng"])
+        state, best_weights = saved["state"], saved["best_supernet"]
+        log(f"resuming search from {ckpt} after epoch {state['epoch']}")
+
+    seconds = sum(e["seconds"] for e in state["trajectory"])
+    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        supernet.train()
+        steps = samples.steps(cfg.batch, np.random.default_rng([train.seed, epoch]))
+        bar = Progress(len(steps), f"search epoch {epoch}", enabled=train.progress)
+        loss_sum, seen, l_t = 0.0, 0, controllers.decision()[1]
+        for idx in steps:
+            inputs, targets = samples.get(idx)
+            loss = weight_step(supernet, controllers, w_opt, inputs, targets, state["step"], placement, gumbel_gen)
+            state["step"] += 1
+            n = int((targets > 0).sum())
+            loss_sum, seen = loss_sum + loss.item() * n, seen + n
+            if state["step"] % cfg.arch_every == 0:
+                k = state["step"] // cfg.arch_every - 1  # architecture steps taken before this one
+                if cfg.arch_batch == "valid":
+                    seqs, lengths, tgt = arch_batches.get(k)
+                else:  # the same training batch, one sample per target (its prefix inside the window)
+                    seqs, lengths, tgt = _window_targets(inputs, targets)
+                arch_step(
+                    supernet,
+                    controllers,
+                    a_opt,
+                    seqs,
+                    lengths,
+                    tgt,
+                    state["step"],
+                    cfg.lam,
+                    flops,
+                    placement,
+                    gumbel_gen,
+                )
+                l_t = controllers.decision()[1]
+            bar.update(1, loss=loss_sum / max(seen, 1), tau=temperature(state["step"]))
+        bar.close()
+
+        supernet.eval()
+        with torch.no_grad():
+            p, q = controllers(state["step"], noise=False)
+
+        def score(seqs: Tensor, lengths: Tensor, p: Tensor = p, q: Tensor = q) -> Tensor:
+            with placement.autocast():
+                return supernet.score(seqs, lengths, p, q).float()
+
+        valid = evaluator.evaluate(score, "valid")
+        candidates, depth = controllers.decision()
+        epoch_seconds = time.perf_counter() - t0
+        seconds += epoch_seconds
+        entry = {
+            "epoch": epoch,
+            "loss": loss_sum / max(seen, 1),
+            "tau": temperature(state["step"]),
+            "alpha": controllers.alpha.detach().cpu().tolist(),
+            "beta": controllers.beta.detach().cpu().tolist(),
+            "p": p.cpu().tolist(),
+            "q": q.cpu().tolist(),
+            "expected_flops": float(expected_flops(p, q, flops)),
+            "l_t": l_t,
+            "candidates": candidates,
+            "depth": depth,
+            "valid": valid,
+            "seconds": epoch_seconds,
+        }
+        state["trajectory"].append(entry)
+        state["epoch"] = epoch
+        if valid[SELECTION_METRIC] > state["best"]:
+            state["best"], state["best_epoch"] = valid[SELECTION_METRIC], epoch
+            best_weights = {k: v.detach().to("cpu", copy=True) for k, v in supernet.state_dict().items()}
+        log(
+            f"search epoch {epoch}: loss {entry['loss']:.4f}, valid {SELECTION_METRIC} {valid[SELECTION_METRIC]:.4f}, "
+            f"E[FLOPs] {entry['expected_flops'] / 1e6:.2f}M, candidates {candidates}, depth {depth}, "
+            f"tau {entry['tau']:.3f}, {epoch_seconds:.1f}s"
+        )
+        if ckpt is not None:
+            save_checkpoint(
+                ckpt,
+                {
+                    "supernet": supernet.state_dict(),
+                    "best_supernet": best_weights,
+                    "controllers": controllers.state_dict(),
+                    "w_opt": w_opt.state_dict(),
+                    "a_opt": a_opt.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "gumbel_rng": gumbel_gen.get_state(),
+                    "state": state,
+                },
+            )
+
+    best = state["trajectory"][state["best_epoch"] - 1]
+    arch = derive_architecture(space, best["candidates"], best["depth"])
+    return SearchOutcome(arch, best_weights, state["best_epoch"], state["step"], seconds, state["trajectory"])
