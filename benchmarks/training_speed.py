@@ -18,9 +18,8 @@ import torch
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import Evaluator
 from dnsrec.models import SASRec, SASRecConfig
-from dnsrec.train.batches import build_windows, pack_batches, prefix_batch, prefix_samples
 from dnsrec.train.device import Placement
-from dnsrec.train.loop import scorer_of, train_step
+from dnsrec.train.loop import TrainingSamples, scorer_of, train_step
 
 
 def seconds_per_step(model: SASRec, batches: list[tuple[torch.Tensor, torch.Tensor]], placement: Placement) -> float:
@@ -68,27 +67,30 @@ def main() -> None:
         f"{args.attention} attention on {placement.describe()}; batch {args.batch} targets"
     )
 
+    # The epoch's steps exactly as training draws them; the timed steps are spread over the epoch so that
+    # bucketed (length-sorted) steps of every length are represented.
     rng = np.random.default_rng(0)
-    windows = build_windows(data)
-    w_counts = (windows.targets > 0).sum(axis=1)
-    w_steps = list(pack_batches(w_counts, args.batch, rng))
-    w_batches = [
-        (torch.from_numpy(windows.inputs[i]), torch.from_numpy(windows.targets[i])) for i in w_steps[: args.steps + 1]
-    ]
-    pairs = prefix_samples(data)
-    p_steps = list(pack_batches(np.ones(len(pairs), dtype=np.int64), args.batch, rng))
-    p_batches = []
-    for i in p_steps[: args.steps + 1]:
-        b = prefix_batch(data, pairs[i])
-        p_batches.append((torch.from_numpy(b.inputs), torch.from_numpy(b.targets)))
-
-    window_step = seconds_per_step(model, w_batches, placement)
-    prefix_step = seconds_per_step(model, p_batches, placement)
-    window_epoch, prefix_epoch = window_step * len(w_steps), prefix_step * len(p_steps)
-    print(f"targets per epoch: windows {int(w_counts.sum()):,}, prefixes {len(pairs):,}")
-    print(f"window  : {len(w_steps):>5} steps/epoch x {window_step:.3f} s = {window_epoch:9.1f} s/epoch")
-    print(f"prefix  : {len(p_steps):>5} steps/epoch x {prefix_step:.3f} s = {prefix_epoch:9.1f} s/epoch")
-    print(f"speed-up of the window formulation: {prefix_epoch / window_epoch:.1f}x")
+    epochs = {}
+    variants = (
+        ("window, bucketed", "window", True),
+        ("window, unbucketed", "window", False),
+        ("per-prefix", "prefix", False),
+    )
+    for label, mode, bucket in variants:
+        samples = TrainingSamples(data, mode, torch.device("cpu"))
+        steps = samples.steps(args.batch, rng, bucket)
+        picked = [steps[int(i)] for i in np.linspace(0, len(steps) - 1, args.steps + 1)]
+        per_step = seconds_per_step(model, [samples.get(i) for i in picked], placement)
+        epochs[label] = per_step * len(steps)
+        print(
+            f"{label:<20}: {len(steps):>5} steps/epoch x {per_step:.3f} s = {epochs[label]:9.1f} s/epoch "
+            f"({samples.n_targets:,} targets)"
+        )
+    print(
+        f"speed-up of the window formulation over per-prefix: "
+        f"{epochs['per-prefix'] / epochs['window, bucketed']:.1f}x bucketed, "
+        f"{epochs['per-prefix'] / epochs['window, unbucketed']:.1f}x unbucketed"
+    )
 
     model.eval()
     evaluator = Evaluator(data, device=placement.device)

@@ -110,7 +110,8 @@ class TrainConfig:
     mode: str = dataclasses.field(default="window", metadata={"check": one_of("window", "prefix")})
     device: str = dataclasses.field(default="auto", metadata={"check": one_of("auto", "cpu", "cuda")})
     precision: str = dataclasses.field(default="auto", metadata={"check": one_of("auto", "fp32", "bf16")})
-    eval_batch: int = dataclasses.field(default=1024, metadata={"check": positive_int})
+    eval_batch: int = dataclasses.field(default=256, metadata={"check": positive_int})
+    bucket: bool = True  # group windows of similar length into a step and trim its padding (speed only)
     progress: bool = True
 
 

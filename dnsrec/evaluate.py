@@ -193,6 +193,10 @@ class _SplitState:
     excluded_items: torch.Tensor  # (nnz,)
     excluded_offsets: np.ndarray  # (U + 1,) host, to slice a batch's entries
     n_candidates: torch.Tensor  # (U,) items the target is ranked against: the worst full rank
+    # Users are held sorted by history length (row i is user order[i]) so a batch holds histories of
+    # similar length and its right padding can be cut off before scoring; ranks are put back in user order.
+    order: np.ndarray  # (U,) host
+    widths: np.ndarray  # (U,) host: real items in each row's input
 
 
 class Evaluator:
@@ -239,6 +243,12 @@ class Evaluator:
         users, items = keys // stride, keys % stride
         keep = items != inputs.targets[users]  # the target always keeps its own score
         users, items = users[keep], items[keep]
+        order = np.argsort(inputs.lengths, kind="stable")  # row i holds user order[i]
+        row_of = np.empty_like(order)
+        row_of[order] = np.arange(len(order))
+        users = row_of[users]
+        regroup = np.argsort(users, kind="stable")  # entries grouped by row, as batches slice them
+        users, items = users[regroup], items[regroup]
         n_excluded = np.bincount(users, minlength=data.n_users)
         offsets = np.zeros(data.n_users + 1, dtype=np.int64)
         np.cumsum(n_excluded, out=offsets[1:])
@@ -247,16 +257,18 @@ class Evaluator:
             return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
         return _SplitState(
-            seqs=put(inputs.seqs),
-            lengths=put(inputs.lengths),
-            targets=put(inputs.targets),
-            negatives=put(negatives),
-            distinct=put(distinct),
-            n_distinct=put(distinct.sum(1).astype(np.int64)),
+            seqs=put(inputs.seqs[order]),
+            lengths=put(inputs.lengths[order]),
+            targets=put(inputs.targets[order]),
+            negatives=put(negatives[order]),
+            distinct=put(distinct[order]),
+            n_distinct=put(distinct[order].sum(1).astype(np.int64)),
             excluded_users=put(users),
             excluded_items=put(items),
             excluded_offsets=offsets,
             n_candidates=put((data.n_items - 1 - n_excluded).astype(np.int64)),
+            order=order,
+            widths=inputs.lengths[order],
         )
 
     def inputs(self, split: Split) -> SplitInputs:
@@ -316,7 +328,11 @@ class Evaluator:
         finally:
             if isinstance(scorer, torch.nn.Module):
                 scorer.train(was_training)
-        return {p: torch.cat(collected[p]).cpu().numpy() for p in chosen}
+        ranks = {}
+        for p in chosen:
+            ranks[p] = np.empty(self.data.n_users, dtype=np.int64)
+            ranks[p][state.order] = torch.cat(collected[p]).cpu().numpy()
+        return ranks
 
     def _batch_ranks(
         self, scorer: Scorer, state: _SplitState, lo: int, hi: int, protocols: tuple[str, ...]
@@ -327,7 +343,8 @@ class Evaluator:
         are exact (widening bf16 to float32 cannot change any >=). A NaN candidate never beats a finite
         target (as -inf), and a NaN or -inf target ties with every candidate: worst rank.
         """
-        scores = scorer(state.seqs[lo:hi], state.lengths[lo:hi])
+        width = int(state.widths[lo:hi].max())  # right padding beyond the longest history changes nothing
+        scores = scorer(state.seqs[lo:hi, :width], state.lengths[lo:hi])
         expected = (hi - lo, self.data.n_items + 1)
         if tuple(scores.shape) != expected:
             raise ConfigError(

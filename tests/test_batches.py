@@ -9,6 +9,8 @@ import torch
 from dnsrec.data.sequences import SequenceData
 from dnsrec.models import SASRec, SASRecConfig
 from dnsrec.train.batches import build_windows, pack_batches, prefix_batch, prefix_samples, window_starts
+from dnsrec.train.device import Placement
+from dnsrec.train.loop import TrainingSamples, train_step
 
 
 def toy_data(lengths: list[int], n_items: int = 40, max_len: int = 8, seed: int = 0) -> SequenceData:
@@ -55,6 +57,39 @@ def test_short_sequences_give_per_prefix_logits() -> None:
     kp = np.lexsort((hp[:, 0].numpy(), tp))
     assert np.array_equal(tw[kw], tp[kp])
     torch.testing.assert_close(hw[torch.from_numpy(kw)], hp[torch.from_numpy(kp)])
+
+
+def test_bucketed_steps_cover_every_sample_once_and_group_lengths() -> None:
+    rng = np.random.default_rng(3)
+    counts = rng.integers(1, 50, size=400)
+    lengths = counts + rng.integers(0, 3, size=400)
+    steps = pack_batches(counts, 200, np.random.default_rng(0), lengths, bucket_batches=8)
+    assert sorted(np.concatenate(steps).tolist()) == list(range(400))
+    assert max(counts[s].sum() for s in steps) < 200 + counts.max()
+    # Within a step lengths are close: the mean spread is far below that of random steps.
+    plain = pack_batches(counts, 200, np.random.default_rng(0))
+    spread = np.mean([np.ptp(lengths[s]) for s in steps if len(s) > 1])
+    random_spread = np.mean([np.ptp(lengths[s]) for s in plain if len(s) > 1])
+    assert spread < 0.5 * random_spread
+    again = pack_batches(counts, 200, np.random.default_rng(0), lengths, bucket_batches=8)
+    assert all(np.array_equal(a, b) for a, b in zip(steps, again, strict=True))
+
+
+def test_trimmed_window_batches_give_the_untrimmed_loss() -> None:
+    data = toy_data([5, 9, 30, 12, 4], max_len=16)
+    samples = TrainingSamples(data, "window", torch.device("cpu"))
+    assert samples.lengths is not None
+    idx = np.flatnonzero(samples.lengths < 12)  # short windows only: the batch is trimmed below N
+    assert len(idx) >= 3
+    inputs, targets = samples.get(idx)
+    assert inputs.shape[1] < 16
+    torch.manual_seed(0)
+    model = SASRec(SASRecConfig(n_items=40, max_len=16, d=8, inner=8, n_layers=2, n_heads=2)).double().eval()
+    placement = Placement.resolve("cpu", "fp32")
+    full_inputs, full_targets = samples.inputs[torch.from_numpy(idx)], samples.targets[torch.from_numpy(idx)]
+    torch.testing.assert_close(
+        train_step(model, inputs, targets, placement), train_step(model, full_inputs, full_targets, placement)
+    )
 
 
 def test_pack_batches_counts_targets() -> None:

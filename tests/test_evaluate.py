@@ -16,6 +16,7 @@ from dnsrec.data.sequences import SequenceData, Split
 from dnsrec.errors import ConfigError, DataError
 from dnsrec.evaluate import (
     Evaluator,
+    SplitInputs,
     negative_seed,
     ranking_metrics,
     sample_pop100_negatives,
@@ -106,15 +107,17 @@ def random_scorer(n_items: int, seed: int = 0) -> ScoreFn:
     return score
 
 
-def oracle_scorer(targets: np.ndarray, n_items: int) -> ScoreFn:
-    """Knows each user's target; relies on users being scored in order, which Evaluator does."""
-    seen = [0]
+def oracle_scorer(inputs: SplitInputs, n_items: int) -> ScoreFn:
+    """Knows each history's target (looked up by the history itself, whatever order users come in)."""
+    target_of = {
+        tuple(inputs.seqs[u, : inputs.lengths[u]].tolist()): int(inputs.targets[u]) for u in range(len(inputs.targets))
+    }
+    assert len(target_of) == len(inputs.targets), "histories must be unique for an oracle"
 
     def score(seqs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        batch = torch.from_numpy(targets[seen[0] : seen[0] + seqs.shape[0]])
-        seen[0] += seqs.shape[0]
+        rows = [tuple(seqs[i, : lengths[i]].tolist()) for i in range(seqs.shape[0])]
         scores = torch.zeros(seqs.shape[0], n_items + 1)
-        scores[torch.arange(seqs.shape[0]), batch] = 1.0
+        scores[torch.arange(seqs.shape[0]), torch.tensor([target_of[r] for r in rows])] = 1.0
         return scores
 
     return score
@@ -385,7 +388,7 @@ def test_random_scorer_gets_the_chance_level(ml100k: SequenceData) -> None:
 @pytest.mark.parametrize("split", ["valid", "test"])
 def test_oracle_scorer_is_perfect(ml100k: SequenceData, split: Split) -> None:
     evaluator = Evaluator(ml100k, ks=(1, 10), batch_size=300)
-    metrics = evaluator.evaluate(oracle_scorer(evaluator.inputs(split).targets, ml100k.n_items), split)
+    metrics = evaluator.evaluate(oracle_scorer(evaluator.inputs(split), ml100k.n_items), split)
     assert len(metrics) == 12
     assert all(value == 1.0 for value in metrics.values())
 

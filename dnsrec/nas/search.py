@@ -205,7 +205,7 @@ def search(
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         supernet.train()
-        steps = samples.steps(cfg.batch, np.random.default_rng([train.seed, epoch]))
+        steps = samples.steps(cfg.batch, np.random.default_rng([train.seed, epoch]), train.bucket)
         bar = Progress(len(steps), f"search epoch {epoch}", enabled=train.progress)
         loss_sum, seen, l_t = 0.0, 0, controllers.decision()[1]
         for idx in steps:

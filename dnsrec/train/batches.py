@@ -15,7 +15,6 @@ Batch sizes count target positions: a step takes windows until it holds about `b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,10 +91,33 @@ def prefix_batch(data: SequenceData, pairs: np.ndarray, max_len: int | None = No
     return Windows(inputs, targets)
 
 
-def pack_batches(target_counts: np.ndarray, batch: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Shuffle samples and group them into steps of about `batch` targets each; yields index arrays."""
+def pack_batches(
+    target_counts: np.ndarray,
+    batch: int,
+    rng: np.random.Generator,
+    lengths: np.ndarray | None = None,
+    bucket_batches: int = 32,
+) -> list[np.ndarray]:
+    """Shuffle samples and group them into steps of about `batch` targets each; returns index arrays.
+
+    With `lengths` (real items per sample), samples are bucketed: the shuffled order is cut into groups
+    of about `bucket_batches` steps, each group is sorted by length before it is cut into steps, and the
+    steps are shuffled again. A step then holds samples of similar length, so trimming its right padding
+    saves most of the padded positions (ML-100K windows are ~58% padding at N = 200), while each step still
+    holds about `batch` targets drawn from a random slice of the data.
+    """
     order = rng.permutation(len(target_counts))
+    if lengths is None:
+        return _cut(order, target_counts, batch)
+    group = (np.cumsum(target_counts[order]) - target_counts[order]) // (batch * bucket_batches)
+    steps: list[np.ndarray] = []
+    for members in np.split(order, np.flatnonzero(np.diff(group)) + 1):
+        members = members[np.argsort(lengths[members], kind="stable")]
+        steps.extend(_cut(members, target_counts, batch))
+    return [steps[i] for i in rng.permutation(len(steps))]
+
+
+def _cut(order: np.ndarray, target_counts: np.ndarray, batch: int) -> list[np.ndarray]:
     before = np.cumsum(target_counts[order]) - target_counts[order]  # targets ahead of each sample
     step = before // batch
-    bounds = np.flatnonzero(np.diff(step)) + 1
-    yield from np.split(order, bounds)
+    return np.split(order, np.flatnonzero(np.diff(step)) + 1)

@@ -77,20 +77,29 @@ class TrainingSamples:
             self.inputs = torch.from_numpy(w.inputs).to(device)
             self.targets = torch.from_numpy(w.targets).to(device)
             self.counts = (w.targets > 0).sum(axis=1)
+            self.lengths: np.ndarray | None = (w.inputs > 0).sum(axis=1)
         else:
             self.pairs = prefix_samples(data)
             self.counts = np.ones(len(self.pairs), dtype=np.int64)
+            self.lengths = None
         self.n_targets = int(self.counts.sum())
 
-    def steps(self, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
-        return list(pack_batches(self.counts, batch, rng))
+    def steps(self, batch: int, rng: np.random.Generator, bucket: bool = True) -> list[np.ndarray]:
+        return pack_batches(self.counts, batch, rng, self.lengths if bucket else None)
 
     def get(self, idx: np.ndarray) -> tuple[Tensor, Tensor]:
         if self.mode == "window":
             i = torch.from_numpy(idx).to(self.device)
-            return self.inputs[i], self.targets[i]
+            # Right padding beyond the batch's longest window changes no real position (causal attention,
+            # positions counted from the first item), so it is cut off.
+            width = int(self.lengths[idx].max()) if self.lengths is not None else self.inputs.shape[1]
+            return self.inputs[i, :width], self.targets[i, :width]
         w = prefix_batch(self.data, self.pairs[idx])
-        return torch.from_numpy(w.inputs).to(self.device), torch.from_numpy(w.targets).to(self.device)
+        width = int((w.inputs > 0).sum(axis=1).max())
+        return (
+            torch.from_numpy(w.inputs[:, :width]).to(self.device),
+            torch.from_numpy(w.targets[:, :width]).to(self.device),
+        )
 
 
 def train_step(model: SASRec, inputs: Tensor, targets: Tensor, placement: Placement) -> Tensor:
@@ -138,7 +147,7 @@ def fit(
     while (reason := _stop_reason(result, cfg, time.perf_counter() - started)) is None:
         epoch = result.epochs + 1
         model.train()
-        steps = samples.steps(cfg.batch, np.random.default_rng([cfg.seed, epoch]))
+        steps = samples.steps(cfg.batch, np.random.default_rng([cfg.seed, epoch]), cfg.bucket)
         bar = Progress(len(steps), f"epoch {epoch}", enabled=cfg.progress)
         t0, loss_sum, seen = time.perf_counter(), 0.0, 0
         for idx in steps:
