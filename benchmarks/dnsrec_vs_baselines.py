@@ -1,0 +1,128 @@
+"""DNS-Rec (search + retrain) vs SASRec with LinRec vs the un-pruned supernet shape, over several seeds.
+
+    .venv/bin/python benchmarks/dnsrec_vs_baselines.py --dataset ml-100k --seeds 0 1 2 --jobs 2 \\
+        --out runs/bench/ml-100k [-- extra Hydra overrides applied to every run, e.g. retrain.patience=5]
+
+Per seed, three runs side by side (a pool of `--jobs` worker processes, one torch thread each):
+- `dnsrec`: `dnsrec run` with the dataset preset (search 10 epochs, narrow compact model retrained);
+- `sasrec`: SASRec with LinRec at the paper's baseline settings (2 layers, d = 128, D = 256, 8 heads);
+- `unpruned`: the supernet's shape trained alone (L layers, full width, 4 heads, gates), via `retrain`.
+Prints mean and standard deviation over seeds of test NDCG@10 (pop100 and full), FLOPs, parameters and
+inference seconds on the whole test set (and their ratios). A run whose result.json exists is reused, so
+a killed benchmark continues where it stopped. Results land in OUT/<model>-seed<k>/result.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from dnsrec.result import RESULT_FILE, RunResult
+
+MODELS = ("dnsrec", "sasrec", "unpruned")
+
+
+def run_one(model: str, dataset: str, seed: int, out: Path, extra: list[str]) -> str:
+    """Runs in a worker process; returns the run directory."""
+    torch.set_num_threads(1)
+    from dnsrec.cli import compose
+    from dnsrec.nas.architecture import Architecture
+    from dnsrec.pipeline import RunConfig, TrainRunConfig, dnsrec_run, retrain_run, train_run
+
+    run_dir = out / f"{model}-seed{seed}"
+    if (run_dir / RESULT_FILE).exists():
+        return str(run_dir)
+    common = [f"dataset={dataset}", f"seed={seed}", "train.progress=false"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def log(line: str) -> None:
+        with open(run_dir / "log.txt", "a") as f:
+            f.write(line + "\n")
+
+    if model == "sasrec":
+        train_extra = [e.replace("retrain.", "train.") for e in extra if not e.startswith("search.")]
+        train_run(TrainRunConfig.from_mapping(compose("train", common + train_extra)), run_dir, log)
+    else:
+        cfg = RunConfig.from_mapping(compose("run", common + extra))
+        if model == "dnsrec":
+            dnsrec_run(cfg, run_dir, log)
+        else:
+            space = cfg.space_for(n_items=1, max_len=1)
+            full = Architecture(
+                d=space.d,
+                inner=space.inner,
+                head_dim=space.head_dim,
+                hidden=(space.d,) * space.n_layers,
+                inner_widths=(space.inner,) * space.n_layers,
+                gate_layers=space.gate_layers,
+            )
+            retrain_run(full, cfg, run_dir, log)
+    return str(run_dir)
+
+
+def mean_std(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="ml-100k")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("runs/bench"))
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides for every run (after --)")
+    args = ap.parse_args()
+
+    tasks = [(m, args.dataset, s, args.out, args.overrides) for s in args.seeds for m in MODELS]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for done in pool.map(run_one, *zip(*tasks, strict=True)):
+            print(f"finished {done}", file=sys.stderr, flush=True)
+
+    results = {m: [RunResult.read(args.out / f"{m}-seed{s}" / RESULT_FILE) for s in args.seeds] for m in MODELS}
+    base_inf = statistics.mean(r.seconds["inference"] for r in results["dnsrec"])
+    base_flops = statistics.mean(r.flops["model"] for r in results["dnsrec"])
+    print(f"{args.dataset}, seeds {args.seeds}, overrides {args.overrides or 'none'}")
+    header = (
+        "model",
+        "test pop100 NDCG@10",
+        "test full NDCG@10",
+        "FLOPs (M)",
+        "params",
+        "inference s",
+        "FLOPs / dnsrec",
+        "inference / dnsrec",
+    )
+    print(" | ".join(header))
+    for m, rs in results.items():
+        flops = statistics.mean(r.flops["model"] for r in rs)
+        inf = statistics.mean(r.seconds["inference"] for r in rs)
+        print(
+            " | ".join(
+                [
+                    m,
+                    mean_std([r.metrics["test"]["pop100/ndcg@10"] for r in rs]),
+                    mean_std([r.metrics["test"]["full/ndcg@10"] for r in rs]),
+                    f"{flops / 1e6:.2f}",
+                    f"{statistics.mean(r.n_params for r in rs):,.0f}",
+                    f"{inf:.2f}",
+                    f"{flops / base_flops:.2f}",
+                    f"{inf / base_inf:.2f}",
+                ]
+            )
+        )
+    for r in results["dnsrec"]:
+        a = r.architecture or {}
+        print(
+            f"dnsrec seed architecture: depth {len(a.get('hidden', []))}, widths {a.get('hidden')}, "
+            f"inner {a.get('inner_widths')}, search {r.seconds['search']:.0f}s, retrain {r.seconds['retrain']:.0f}s"
+        )
+
+
+if __name__ == "__main__":
+    main()
