@@ -1,0 +1,53 @@
+"""The dependency direction of DESIGN.md, enforced by reading every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "dnsrec"
+
+# package part -> the project parts it may import (besides itself, errors and config types)
+ALLOWED = {
+    "models": set(),
+    "data": set(),
+    "evaluate": {"data"},
+    "train": {"models", "evaluate", "data"},
+    "nas": {"models", "train", "evaluate", "data"},
+    "result": set(),
+    "pipeline": {"data", "nas", "train", "evaluate", "models", "result"},
+}
+SHARED = {"errors", "config", "__init__"}
+
+
+def project_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dnsrec."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("dnsrec."))
+    return found
+
+
+def test_dependency_direction() -> None:
+    violations = []
+    for path in PACKAGE.rglob("*.py"):
+        part = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        if part not in ALLOWED:
+            continue
+        for imported in project_imports(path) - {part} - SHARED:
+            if imported not in ALLOWED[part]:
+                violations.append(f"{path.relative_to(PACKAGE)} imports dnsrec.{imported}")
+    assert not violations, violations
+
+
+def test_nothing_imports_the_cli_and_result_needs_no_torch() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        if path.name != "cli.py":
+            assert "cli" not in project_imports(path), path
+    tree = ast.parse((PACKAGE / "result.py").read_text())
+    modules = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    modules += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert not [m for m in modules if m.split(".")[0] in ("torch", "numpy")], modules
