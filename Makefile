@@ -8,7 +8,7 @@ DATASET ?= ml-100k
 ATTENTION ?= linear
 
 .DEFAULT_GOAL := help
-.PHONY: help install test check lint types format train bench clean
+.PHONY: help install test check lint types format train run bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ format: ## apply ruff's formatting and fixable lints
 
 train: ## train SASRec on DATASET (default ml-100k) with ATTENTION (linear|softmax)
 	$(VENV)/bin/dnsrec train dataset=$(DATASET) attention=$(ATTENTION)
+
+run: ## a whole DNS-Rec run (search + retrain) on DATASET
+	$(VENV)/bin/dnsrec run dataset=$(DATASET)
 
 bench: ## window vs per-prefix training speed and evaluation seconds on ML-1M
 	$(PY) benchmarks/training_speed.py
