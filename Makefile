@@ -21,7 +21,7 @@ install: $(PY) ## create .venv: torch 2.13.0 CPU first, then dnsrec with its pin
 	@if ! $(PY) -c 'import torch' 2>/dev/null; then $(PY) -m pip install -q torch==2.13.0; fi
 	$(PY) -m pip install -q -e '.[dev]'
 
-test: ## run the default test suite (CPU; reads real data from $$DNSREC_DATA_DIR)
+test: ## run the default test suite (CPU; reads real data from DNSREC_DATA_DIR)
 	$(PY) -m pytest -q -n 2 --durations=15
 
 lint: ## ruff lint + format check
