@@ -132,6 +132,9 @@ class SearchConfig:
     arch_weight_decay: float = dataclasses.field(default=1e-6, metadata={"check": _non_negative_float})
     weight_decay: float = dataclasses.field(default=1e-6, metadata={"check": _non_negative_float})
     batch: int = dataclasses.field(default=1024, metadata={"check": positive_int})  # target positions per step
+    # Validation sequences per architecture step; None = `batch` (the paper). Each costs a whole forward of
+    # its history for one target, so on a CPU a smaller value keeps architecture steps affordable.
+    arch_batch_size: int | None = dataclasses.field(default=None, metadata={"check": positive_int})
     layers: int = dataclasses.field(default=4, metadata={"check": positive_int})  # L
     heads: int = dataclasses.field(default=4, metadata={"check": positive_int})
     per_layer_alpha: bool = False

@@ -75,6 +75,7 @@ class ArchBatches:
         inputs = evaluator.inputs("valid")
         self.seqs = torch.from_numpy(inputs.seqs).to(device)
         self.lengths = torch.from_numpy(inputs.lengths).to(device)
+        self.widths = inputs.lengths
         self.targets = torch.from_numpy(inputs.targets).to(device)
         self.batch, self.seed = min(batch, len(self.targets)), seed
         self._perms: dict[int, np.ndarray] = {}
@@ -91,7 +92,8 @@ class ArchBatches:
             [self._perm(int(c))[positions[positions // n == c] % n] for c in np.unique(positions // n)]
         )
         idx = torch.from_numpy(idx_np).to(self.seqs.device)
-        return self.seqs[idx], self.lengths[idx], self.targets[idx]
+        width = int(self.widths[idx_np].max())  # right padding beyond the longest history changes nothing
+        return self.seqs[idx, :width], self.lengths[idx], self.targets[idx]
 
 
 def weight_step(
@@ -182,7 +184,7 @@ def search(
     w_opt = torch.optim.Adam(supernet.parameters(), lr=train.lr, weight_decay=cfg.weight_decay)
     a_opt = torch.optim.Adam(controllers.parameters(), lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay)
     samples = TrainingSamples(data, "window", device)
-    arch_batches = ArchBatches(evaluator, cfg.batch, train.seed, device)
+    arch_batches = ArchBatches(evaluator, cfg.arch_batch_size or cfg.batch, train.seed, device)
     flops = candidate_flops(supernet.space).to(device)
     space = supernet.space
     gumbel_gen = torch.Generator(device=device).manual_seed(train.seed)
