@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/training_speed.py [--dataset ml-1m] [--steps 20] [--prefix-steps 2]
 
 Seconds per epoch are extrapolated from the mean of timed training steps spread evenly over the epoch's
-shuffled steps (after one warm-up step) to the epoch's number of steps; both formulations use the same model, batch (2048 target positions) and
+shuffled steps (after one warm-up step) to the epoch's number of steps; both formulations use the same
+model, batch (2048 target positions) and
 device. Evaluation times one full pass of validation + test users (model scoring included).
 """
 
