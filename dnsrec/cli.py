@@ -3,6 +3,10 @@
     dnsrec train dataset=ml-100k model=sasrec attention=linear [key=value ...]
     dnsrec run dataset=ml-100k search.lam=0.1 gates.layers=2 lr=0.001 [key=value ...]
     dnsrec retrain ARCH.json dataset=ml-100k [key=value ...]
+    dnsrec results {ingest,list,show,best,pareto,compare,export} ...
+
+train/run/retrain record their result in the results database ($DNSREC_DB_URL, default
+sqlite:///runs/dnsrec.db) after writing result.json; `--no-db` skips that.
 
 Overrides are Hydra's (https://hydra.cc/docs/advanced/override_grammar/basic/); the config tree is
 `sweeps/` at the project root (or $DNSREC_CONFIG_DIR).
@@ -14,6 +18,7 @@ import argparse
 import datetime as dt
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +56,7 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def cmd_train(overrides: list[str]) -> int:
+def cmd_train(overrides: list[str], db: DbOptions) -> int:
     from dnsrec.pipeline import TrainRunConfig, train_run
 
     raw = compose("train", overrides)
@@ -64,6 +69,7 @@ def cmd_train(overrides: list[str]) -> int:
         f"{result.seconds_per_epoch:.2f} s/epoch; evaluation {result.eval_seconds['valid']:.2f} s valid, "
         f"{result.eval_seconds['test']:.2f} s test"
     )
+    _record(result, run_dir, db)
     return 0
 
 
@@ -92,18 +98,20 @@ def _report(result: RunResult, run_dir: Path) -> None:
     print(f"wrote {run_dir / 'result.json'}")
 
 
-def cmd_run(overrides: list[str]) -> int:
+def cmd_run(overrides: list[str], db: DbOptions) -> int:
     from dnsrec.pipeline import RunConfig, dnsrec_run
 
     raw = compose("run", overrides)
     cfg = RunConfig.from_mapping(raw)
     run_dir = Path(raw.get("run_dir") or f"runs/run/{_stamp()}-{cfg.dataset.name}")
     print(f"run directory: {run_dir}")
-    _report(dnsrec_run(cfg, run_dir), run_dir)
+    result = dnsrec_run(cfg, run_dir)
+    _report(result, run_dir)
+    _record(result, run_dir, db)
     return 0
 
 
-def cmd_retrain(arch_path: str, overrides: list[str]) -> int:
+def cmd_retrain(arch_path: str, overrides: list[str], db: DbOptions) -> int:
     from dnsrec.nas.architecture import Architecture
     from dnsrec.pipeline import RunConfig, retrain_run
 
@@ -112,12 +120,132 @@ def cmd_retrain(arch_path: str, overrides: list[str]) -> int:
     cfg = RunConfig.from_mapping(raw)
     run_dir = Path(raw.get("run_dir") or f"runs/retrain/{_stamp()}-{cfg.dataset.name}")
     print(f"run directory: {run_dir}")
-    _report(retrain_run(arch, cfg, run_dir), run_dir)
+    result = retrain_run(arch, cfg, run_dir)
+    _report(result, run_dir)
+    _record(result, run_dir, db)
     return 0
+
+
+@dataclass(frozen=True)
+class DbOptions:
+    url: str | None = None  # None: $DNSREC_DB_URL, else sqlite:///runs/dnsrec.db
+    skip: bool = False
+
+
+def _record(result: RunResult, run_dir: Path, db: DbOptions) -> None:
+    """DESIGN.md: the caller records the run. A failure here only warns: result.json is already written,
+    and `dnsrec results ingest RUN_DIR` records it later."""
+    if db.skip:
+        return
+    from dnsrec.results import SlurmInfo, open_store
+
+    try:
+        store = open_store(db.url)
+        try:
+            slurm = SlurmInfo.from_env()
+            run_id = store.record(result, run_dir, launcher="slurm" if slurm else "local", slurm=slurm)
+            print(f"recorded as run {run_id} in {store.url}")
+        finally:
+            store.close()
+    except Exception as e:  # any failure to record must never cost the run itself
+        print(
+            f"dnsrec: warning: result not recorded in the database ({e}); {run_dir / 'result.json'} is kept, "
+            f"record it later with `dnsrec results ingest {run_dir}`",
+            file=sys.stderr,
+        )
 
 
 def _stamp() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def add_results_parser(sub: Any) -> None:
+    """`dnsrec results ...`: ingest run directories and query the results database."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="URL", help="database URL (default $DNSREC_DB_URL or sqlite:///runs/dnsrec.db)")
+    filters = argparse.ArgumentParser(add_help=False)
+    filters.add_argument("--sweep", help="only runs of this sweep")
+    filters.add_argument("--dataset", help="only runs on this dataset")
+    filters.add_argument("--status", help="COMPLETE, FAILED or RUNNING")
+    filters.add_argument("--stage", help="train, run or retrain")
+    filters.add_argument(
+        "--where", action="append", default=[], metavar="EXPR", help="NAME OP VALUE, e.g. test/pop100/ndcg@10>=0.3"
+    )
+    metric = argparse.ArgumentParser(add_help=False)
+    metric.add_argument("--metric", default="test/pop100/ndcg@10", help="SPLIT/PROTOCOL/METRIC@K (higher is better)")
+    results = sub.add_parser("results", help="the results database: ingest, list, show, best, pareto, compare, export")
+    rsub = results.add_subparsers(dest="action", required=True)
+    ingest = rsub.add_parser("ingest", parents=[common], help="record run directories (their result.json)")
+    ingest.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    ingest.add_argument("--sweep", help="record the runs as part of this sweep")
+    ls = rsub.add_parser("list", parents=[common, filters], help="runs as a table")
+    ls.add_argument("--sort", metavar="KEY", help="a metric (best first) or a field such as flops (ascending)")
+    ls.add_argument("--asc", dest="descending", action="store_false", default=None, help="sort ascending")
+    ls.add_argument("--desc", dest="descending", action="store_true", help="sort descending")
+    ls.add_argument("--limit", type=int)
+    show = rsub.add_parser("show", parents=[common], help="everything about one run")
+    show.add_argument("id", type=int)
+    rsub.add_parser("best", parents=[common, filters, metric], help="the complete run with the highest metric")
+    pareto = rsub.add_parser("pareto", parents=[common, filters, metric], help="the runs on the metric-vs-cost front")
+    pareto.add_argument("--cost", default="flops", help="lower is better: flops, total_flops, params, ...")
+    pareto.add_argument("--png", metavar="FILE", help="also draw every run and the front into a PNG")
+    compare = rsub.add_parser("compare", parents=[common], help="runs side by side (fields that differ, metrics)")
+    compare.add_argument("ids", type=int, nargs="+", metavar="ID")
+    export = rsub.add_parser("export", parents=[common, filters], help="write runs to a CSV or JSON file")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("file", metavar="FILE")
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from dnsrec.results import RunFilter, open_store
+    from dnsrec.results.plot import pareto_png
+    from dnsrec.results.report import render_table, run_detail, runs_table
+
+    store = open_store(args.db)
+    try:
+        where = RunFilter(
+            sweep=getattr(args, "sweep", None),
+            dataset=getattr(args, "dataset", None),
+            status=getattr(args, "status", None),
+            stage=getattr(args, "stage", None),
+            where=tuple(getattr(args, "where", ())),
+        )
+        if args.action == "ingest":
+            failed = 0
+            for run_dir in args.run_dirs:
+                try:
+                    print(f"recorded {run_dir} as run {store.ingest(run_dir, sweep=args.sweep)}")
+                except DNSRecError as e:
+                    print(f"dnsrec: error: {e}", file=sys.stderr)
+                    failed += 1
+            print(f"{len(args.run_dirs) - failed} of {len(args.run_dirs)} run directories recorded in {store.url}")
+            return 2 if failed else 0
+        if args.action == "list":
+            runs = store.list_runs(where, sort=args.sort, descending=args.descending, limit=args.limit)
+            print(runs_table(runs, [args.sort] if args.sort else []) if runs else "no runs match")
+        elif args.action == "show":
+            print(run_detail(store.get_run(args.id)))
+        elif args.action == "best":
+            best = store.best(args.metric, filters=where)
+            print(runs_table([best], [args.metric]) + f"\nrun directory: {best.run_dir}" if best else "no runs match")
+        elif args.action == "pareto":
+            found = store.pareto(args.metric, where, cost=args.cost)
+            print(
+                runs_table([p.run for p in found.front], [args.metric, args.cost]) if found.points else "no runs match"
+            )
+            print(f"{len(found.front)} of {len(found.points)} complete runs on the {found.metric} vs {args.cost} front")
+            if args.png:
+                points = [(p.cost, p.quality, p.on_front) for p in found.points]
+                pareto_png(Path(args.png), points, found.metric, args.cost)
+                print(f"wrote {args.png}")
+        elif args.action == "compare":
+            comparison = store.compare(args.ids)
+            print(render_table(["field", *(f"run {i}" for i in args.ids)], [[n, *v] for n, v in comparison.rows]))
+        elif args.action == "export":
+            print(f"wrote {store.export(args.file, args.format, where)} runs to {args.file}")
+    finally:
+        store.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,21 +253,32 @@ def main(argv: list[str] | None = None) -> int:
         prog="dnsrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train one fixed model (SASRec, softmax or linear attention) and evaluate it")
+    recording = argparse.ArgumentParser(add_help=False)
+    recording.add_argument("--no-db", action="store_true", help="do not record the result in the results database")
+    recording.add_argument("--db", metavar="URL", help="results database (default $DNSREC_DB_URL or runs/dnsrec.db)")
+    train = sub.add_parser(
+        "train", parents=[recording], help="train one fixed model (SASRec, softmax or linear attention) and evaluate it"
+    )
     train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset=ml-1m attention=softmax")
-    run = sub.add_parser("run", help="a whole DNS-Rec run: search, derive, retrain, evaluate")
+    run = sub.add_parser("run", parents=[recording], help="a whole DNS-Rec run: search, derive, retrain, evaluate")
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. search.lam=0.01 gates.layers=3")
-    retrain = sub.add_parser("retrain", help="retrain a given architecture (architecture.json or result.json)")
+    retrain = sub.add_parser(
+        "retrain", parents=[recording], help="retrain a given architecture (architecture.json or result.json)"
+    )
     retrain.add_argument("architecture", help="path of an architecture.json (or a run's result.json)")
     retrain.add_argument("overrides", nargs="*", help="Hydra overrides of sweeps/run.yaml")
+    add_results_parser(sub)
     args = parser.parse_args(argv)
     try:
+        if args.command == "results":
+            return cmd_results(args)
+        db = DbOptions(args.db, args.no_db)
         if args.command == "train":
-            return cmd_train(args.overrides)
+            return cmd_train(args.overrides, db)
         if args.command == "run":
-            return cmd_run(args.overrides)
+            return cmd_run(args.overrides, db)
         if args.command == "retrain":
-            return cmd_retrain(args.architecture, args.overrides)
+            return cmd_retrain(args.architecture, args.overrides, db)
     except DNSRecError as e:
         print(f"dnsrec: error: {e}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.setenv("DNSREC_DATA_DIR", str(DATA_DIR))
     monkeypatch.setenv("DNSREC_OFFLINE", "1")
     monkeypatch.setenv("DNSREC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "dnsrec-cache"))
+    monkeypatch.setenv("DNSREC_DB_URL", f"sqlite:///{tmp_path_factory.getbasetemp() / 'dnsrec-results.db'}")
 
 
 def require_data(*relative: str) -> Path:

@@ -15,6 +15,7 @@ ALLOWED = {
     "train": {"models", "evaluate", "data"},
     "nas": {"models", "train", "evaluate", "data"},
     "result": set(),
+    "results": {"result"},
     "pipeline": {"data", "nas", "train", "evaluate", "models", "result"},
 }
 SHARED = {"errors", "config", "__init__"}

@@ -1,0 +1,178 @@
+"""The store's pure parts, without a database: validation and extraction, the Pareto front against brute
+force, the PNG encoder and plot, URL masking, and the CLI's never-lose-the-run recording."""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dnsrec.cli import DbOptions, _record, main
+from dnsrec.results import MetricKey, QueryError, SlurmInfo, open_store
+from dnsrec.results.database import mask_text, resolve_url
+from dnsrec.results.extract import architecture_values, key_parameters, problems
+from dnsrec.results.pareto import dominated, front
+from dnsrec.results.plot import pareto_png
+from dnsrec.results.png import SIGNATURE, encode_png
+
+
+def test_metric_keys() -> None:
+    key = MetricKey.parse("test/pop100/ndcg@10")
+    assert (key.split, key.protocol, key.metric, key.k) == ("test", "pop100", "ndcg", 10)
+    assert str(key) == "test/pop100/ndcg@10"
+    for bad in ("ndcg@10", "test/ndcg", "test/pop100/ndcg@", "test/pop100/ndcg@10; DROP"):
+        with pytest.raises(QueryError, match="SPLIT/PROTOCOL/METRIC@K"):
+            MetricKey.parse(bad)
+
+
+def test_problems_name_every_defect(make_result: Any) -> None:
+    assert problems(make_result()) == []
+    bad = make_result(schema_version=2, stage="guess", n_params=-1, seconds={"search": math.nan})
+    bad.metrics["valid"]["pop100/ndcg@10"] = math.inf
+    bad.metrics["test"]["weird"] = 0.1
+    found = "; ".join(problems(bad))
+    for phrase in (
+        "schema_version 2",
+        "stage 'guess'",
+        "n_params -1",
+        "seconds.search nan",
+        "valid/pop100/ndcg@10 = inf",
+        "test/weird is not",
+    ):
+        assert phrase in found
+    assert "required metrics missing: test/pop100/ndcg@10, test/full/ndcg@10" in "; ".join(
+        problems(make_result(metrics={"valid": {"pop100/ndcg@10": 0.1, "full/ndcg@10": 0.1}, "test": {}}))
+    )
+    assert "config is not plain finite JSON" in "; ".join(problems(make_result(config={"lr": math.nan})))
+
+
+def test_key_parameters_of_each_stage() -> None:
+    train = {"model": {"attention": "softmax"}, "train": {"lr": 0.002, "seed": 4, "batch": 512}}
+    assert key_parameters(train) == {
+        "attention": "softmax",
+        "lam": None,
+        "gate_layers": None,
+        "lr": 0.002,
+        "seed": 4,
+        "shape": None,
+        "init": None,
+        "search_epochs": None,
+        "batch": 512,
+    }
+    run = {"attention": "linear", "search": {"lam": 1, "epochs": 3}, "gates": {"layers": 0}, "retrain": {"batch": 64}}
+    got = key_parameters(run | {"train": {"lr": 0.001, "seed": 0, "batch": 2048}})
+    assert (got["lam"], got["gate_layers"], got["batch"], got["search_epochs"]) == (1.0, 0, 64, 3)
+
+
+def test_a_train_stage_architecture_comes_from_its_model(make_result: Any) -> None:
+    config = {"model": {"d": 64, "inner": 128, "layers": 2, "heads": 4}, "train": {"lr": 0.001}}
+    arch = architecture_values(make_result(stage="train", architecture=None, config=config, search=None))
+    assert (arch["depth"], arch["hidden"], arch["inner_widths"], arch["head_dim"]) == (2, [64, 64], [128, 128], 16)
+
+
+def test_pareto_front_against_brute_force() -> None:
+    rng = random.Random(0)
+    for _ in range(300):  # small integer grids make ties and duplicates common
+        points = [(i, float(rng.randint(0, 5)), float(rng.randint(0, 5))) for i in range(rng.randint(0, 15))]
+        brute = {k for k, q, c in points if not any(dominated((q, c), (q2, c2)) for _, q2, c2 in points)}
+        assert set(front(points)) == brute
+    assert front([(1, 0.3, 10.0), (2, 0.3, 10.0), (3, 0.2, 5.0), (4, 0.1, 20.0)]) == [3, 1, 2]
+
+
+def _decode_png(data: bytes) -> tuple[int, int, bytes]:
+    """A minimal PNG reader, independent of the encoder: chunks, CRCs, IHDR, concatenated IDAT."""
+    assert data[:8] == SIGNATURE
+    pos, chunks = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert zlib.crc32(tag + body) & 0xFFFFFFFF == crc
+        chunks.append((tag, body))
+        pos += 12 + length
+    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
+    width, height, depth, colour, _, _, _ = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert (depth, colour) == (8, 2)
+    raw = zlib.decompress(b"".join(body for tag, body in chunks if tag == b"IDAT"))
+    assert len(raw) == height * (1 + 3 * width)
+    rows = [raw[y * (1 + 3 * width) : (y + 1) * (1 + 3 * width)] for y in range(height)]
+    assert all(row[0] == 0 for row in rows)  # filter type none
+    return width, height, b"".join(row[1:] for row in rows)
+
+
+def test_png_encoder_round_trips() -> None:
+    pixels = bytes(range(256))[: 3 * 5 * 4] + bytes(3 * 5 * 4 - len(bytes(range(256))[: 3 * 5 * 4]))
+    assert _decode_png(encode_png(5, 4, pixels)) == (5, 4, pixels)
+
+
+def test_pareto_png_highlights_the_front(tmp_path: Path) -> None:
+    points = [(1e4, 0.20, True), (1e5, 0.30, True), (5e5, 0.25, False), (1e6, 0.35, True), (2e6, 0.1, False)]
+    size = pareto_png(tmp_path / "p.png", points, "test/pop100/ndcg@10", "flops")
+    width, height, pixels = _decode_png((tmp_path / "p.png").read_bytes())
+    assert (width, height) == size
+    colours = {pixels[i : i + 3] for i in range(0, len(pixels), 3)}
+    assert bytes((214, 39, 40)) in colours and bytes((140, 140, 140)) in colours  # front red, others grey
+    pareto_png(tmp_path / "empty.png", [], "x", "y")  # no runs: still a valid image
+    assert _decode_png((tmp_path / "empty.png").read_bytes())[:2] == size
+
+
+def test_cli_pareto_png(tmp_path: Path, make_result: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    store = open_store(db)
+    for i, (ndcg, flops) in enumerate([(0.2, 1000), (0.3, 5000), (0.25, 8000)]):
+        store.record(make_result(ndcg=ndcg, flops=flops), tmp_path / f"r{i}")
+    store.close()
+    assert main(["results", "pareto", "--db", db, "--png", str(tmp_path / "front.png")]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 3 complete runs on the test/pop100/ndcg@10 vs flops front" in out
+    assert _decode_png((tmp_path / "front.png").read_bytes())[0] > 0
+    assert main(["results", "show", "--db", db, "1"]) == 0 and "architecture" in capsys.readouterr().out
+    assert main(["results", "compare", "--db", db, "1", "2"]) == 0 and "run 2" in capsys.readouterr().out
+    assert main(["results", "best", "--db", db]) == 0 and "r1" in capsys.readouterr().out
+    assert main(["results", "export", "--db", db, "--format", "json", str(tmp_path / "x.json")]) == 0
+    assert (tmp_path / "x.json").is_file()
+
+
+def test_masking() -> None:
+    url = resolve_url("postgresql://bob:p%40ss@db.example:5432/results")
+    assert url.drivername == "postgresql+psycopg" and url.password == "p@ss"
+    assert resolve_url("postgres://bob@h/db").drivername == "postgresql+psycopg"
+    assert "p@ss" not in mask_text("failed for p@ss at postgresql://bob:p%40ss@db.example/x", url)
+    assert mask_text("see postgresql://u:topsecret@h/db") == "see postgresql://u:***@h/db"
+
+
+def test_slurm_info_from_the_environment() -> None:
+    assert SlurmInfo.from_env({}) is None
+    env = {"SLURM_JOB_ID": "12", "SLURM_ARRAY_JOB_ID": "10", "SLURM_ARRAY_TASK_ID": "2"}
+    assert SlurmInfo.from_env(env) == SlurmInfo("12", "10", 2)
+
+
+def test_cli_recording_never_loses_the_run(
+    tmp_path: Path, make_result: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = make_result()
+    result.write(tmp_path / "run")
+    _record(result, tmp_path / "run", DbOptions("postgresql://u:hidden-pw@127.0.0.1:1/x"))
+    err = capsys.readouterr().err
+    assert "warning: result not recorded" in err and "hidden-pw" not in err and "results ingest" in err
+    assert (tmp_path / "run" / "result.json").is_file()
+    _record(result, tmp_path / "run", DbOptions(f"sqlite:///{tmp_path / 'skip.db'}", skip=True))
+    assert not (tmp_path / "skip.db").exists()
+    _record(result, tmp_path / "run", DbOptions(f"sqlite:///{tmp_path / 'ok.db'}"))
+    assert "recorded as run 1" in capsys.readouterr().out
+
+
+def test_the_results_package_loads_no_torch_or_numpy() -> None:
+    code = (
+        "import sys, dnsrec.results, dnsrec.results.plot, dnsrec.results.report; "
+        "print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
