@@ -53,7 +53,7 @@ PROTOCOLS = ("pop100", "full")
 Log = Callable[[str], None]
 
 
-def _split_top_level(cfg: Mapping[str, Any], known: set[str]) -> None:
+def _refuse_unknown_keys(cfg: Mapping[str, Any], known: set[str]) -> None:
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ConfigError(f"unknown config key '{unknown[0]}'; known top-level keys: {', '.join(sorted(known))}")
@@ -86,7 +86,9 @@ class TrainRunConfig:
     def from_mapping(cfg: Mapping[str, Any]) -> TrainRunConfig:
         """From the composed Hydra config (`sweeps/train.yaml`): groups `dataset`, `model`, `train` plus the
         top-level shortcuts `attention`, `lr`, `batch`, `seed` (DESIGN.md key names)."""
-        _split_top_level(cfg, {"dataset", "model", "train", "attention", "lr", "batch", "seed", "data_dir", "run_dir"})
+        _refuse_unknown_keys(
+            cfg, {"dataset", "model", "train", "attention", "lr", "batch", "seed", "data_dir", "run_dir"}
+        )
         model = dict(cfg.get("model") or {})
         if "attention" in cfg:
             model["attention"] = cfg["attention"]
@@ -114,7 +116,7 @@ class RunConfig:
     @staticmethod
     def from_mapping(cfg: Mapping[str, Any]) -> RunConfig:
         known = {"dataset", "search", "gates", "retrain", "train", "attention", "dropout", "lr", "seed", "data_dir"}
-        _split_top_level(cfg, known | {"run_dir", "arch"})
+        _refuse_unknown_keys(cfg, known | {"run_dir", "arch"})
         attention = cfg.get("attention", "linear")
         if attention not in ("linear", "softmax"):
             raise ConfigError(f"config key 'attention': expected 'linear' or 'softmax', got {attention!r}")

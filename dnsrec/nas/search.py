@@ -131,11 +131,11 @@ def arch_step(
     flops: Tensor,
     placement: Placement,
     generator: torch.Generator | None = None,
-) -> Tensor:
+) -> tuple[Tensor, int]:
     """One step on alpha, beta: CE at each sequence's last position + lambda * L_RC (Eq. 13).
 
     L_t = argmax(beta) + 1 is taken here, before the step, as a constant. The supernet's weight gradients
-    from this backward pass are discarded, so no weight moves.
+    from this backward pass are discarded, so no weight moves. Returns the loss and the L_t it used.
     """
     l_t = controllers.decision()[1]
     p, q = controllers(step, generator=generator)
@@ -148,7 +148,7 @@ def arch_step(
     loss.backward()
     opt.step()
     supernet.zero_grad(set_to_none=True)
-    return loss.detach()
+    return loss.detach(), l_t
 
 
 def _window_targets(inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -222,7 +222,7 @@ def search(
                     seqs, lengths, tgt = arch_batches.get(k)
                 else:  # the same training batch, one sample per target (its prefix inside the window)
                     seqs, lengths, tgt = _window_targets(inputs, targets)
-                arch_step(
+                _, l_t = arch_step(
                     supernet,
                     controllers,
                     a_opt,
@@ -235,7 +235,6 @@ def search(
                     placement,
                     gumbel_gen,
                 )
-                l_t = controllers.decision()[1]
             bar.update(1, loss=loss_sum / max(seen, 1), tau=temperature(state["step"]))
         bar.close()
 
