@@ -30,7 +30,7 @@ MODELS = ("dnsrec", "sasrec", "unpruned")
 def run_one(model: str, dataset: str, seed: int, out: Path, extra: list[str]) -> str:
     """Runs in a worker process; returns the run directory."""
     torch.set_num_threads(1)
-    from dnsrec.cli import compose
+    from dnsrec.compose import compose
     from dnsrec.nas.architecture import Architecture
     from dnsrec.pipeline import RunConfig, TrainRunConfig, dnsrec_run, retrain_run, train_run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dnsrec.cli import compose
+from dnsrec.compose import compose
 from dnsrec.config import TrainConfig, build
 from dnsrec.errors import ConfigError, DNSRecError
 from dnsrec.pipeline import TrainRunConfig

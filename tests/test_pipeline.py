@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dnsrec.cli import compose, main
+from dnsrec.cli import main
+from dnsrec.compose import compose
 from dnsrec.pipeline import TrainRunConfig, train_run
 from dnsrec.result import RunResult
 

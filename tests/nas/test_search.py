@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dnsrec.cli import compose, main
+from dnsrec.cli import main
+from dnsrec.compose import compose
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.controllers import Controllers, temperature
