@@ -3,7 +3,8 @@
     dnsrec train dataset=ml-100k model=sasrec attention=linear [key=value ...]
     dnsrec run dataset=ml-100k search.lam=0.1 gates.layers=2 lr=0.001 [key=value ...]
     dnsrec retrain ARCH.json dataset=ml-100k [key=value ...]
-    dnsrec results {ingest,list,show,best,pareto,compare,export} ...
+    dnsrec sweep dataset=gowalla-100 sweep.trials=6 sweep.parallel=2 launcher=local|slurm|ray [key=value ...]
+    dnsrec results {ingest,list,show,best,pareto,compare,export,status} ...
 
 train/run/retrain record their result in the results database ($DNSREC_DB_URL, default
 sqlite:///runs/dnsrec.db) after writing result.json; `--no-db` skips that.
@@ -90,6 +91,26 @@ def cmd_run(overrides: list[str], db: DbOptions) -> int:
     return 0
 
 
+def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
+    from dnsrec.sweep import run_sweep
+
+    summary = run_sweep(compose("sweep", overrides), db_url)
+    print(summary.status_line)
+    what = "Pareto front (validation NDCG@10 up, FLOPs down)" if len(summary.best) > 1 else "best trial"
+    print(f"{what}:")
+    for row in summary.best:
+        values = ", ".join(f"{v:.4g}" for v in row["values"])
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
+        print(f"  trial {row['trial']}: {values}  ({params})  {row['run_dir']}")
+    print(
+        f"{summary.complete} trials complete, {summary.failed_here} failed in this run, {summary.wall_seconds:.0f} s; "
+        f"driver overhead per trial: submit {summary.submit_seconds_per_trial:.3f} s, "
+        f"record {summary.record_seconds_per_trial:.3f} s"
+    )
+    print(f"query them with: dnsrec results list --sweep {summary.name}")
+    return 0
+
+
 def cmd_retrain(arch_path: str, overrides: list[str], db: DbOptions) -> int:
     from dnsrec.nas.architecture import Architecture
     from dnsrec.pipeline import RunConfig, retrain_run
@@ -173,6 +194,8 @@ def add_results_parser(sub: Any) -> None:
     export = rsub.add_parser("export", parents=[common, filters], help="write runs to a CSV or JSON file")
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("file", metavar="FILE")
+    status = rsub.add_parser("status", parents=[common], help="one line on a sweep: done, in flight, failed, best, ETA")
+    status.add_argument("sweep_name", metavar="SWEEP")
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -180,6 +203,11 @@ def cmd_results(args: argparse.Namespace) -> int:
     from dnsrec.results.plot import pareto_png
     from dnsrec.results.report import render_table, run_detail, runs_table
 
+    if args.action == "status":
+        from dnsrec.sweep.study import sweep_status_line
+
+        print(sweep_status_line(args.sweep_name, args.db))
+        return 0
     store = open_store(args.db)
     try:
         where = RunFilter(
@@ -246,11 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     retrain.add_argument("architecture", help="path of an architecture.json (or a run's result.json)")
     retrain.add_argument("overrides", nargs="*", help="Hydra overrides of sweeps/run.yaml")
+    sweep = sub.add_parser("sweep", help="an Optuna sweep of whole DNS-Rec runs (continues the study of the same name)")
+    sweep.add_argument("--db", metavar="URL", help="results database and Optuna storage (default $DNSREC_DB_URL)")
+    sweep.add_argument("overrides", nargs="*", help="Hydra overrides of sweeps/sweep.yaml, e.g. sweep.trials=6")
     add_results_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "results":
             return cmd_results(args)
+        if args.command == "sweep":
+            return cmd_sweep(args.overrides, args.db)
         db = DbOptions(args.db, args.no_db)
         if args.command == "train":
             return cmd_train(args.overrides, db)
@@ -260,8 +293,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_retrain(args.architecture, args.overrides, db)
     except DNSRecError as e:
         print(f"dnsrec: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except KeyboardInterrupt:
+        if args.command == "sweep":
+            print("dnsrec: sweep interrupted; rerun the same command to continue it", file=sys.stderr)
+            return 130
         print("dnsrec: interrupted; finished epochs are kept in the run directory (rerun to resume)", file=sys.stderr)
         return 130
     return 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 class DNSRecError(Exception):
     """Base class of every error dnsrec raises on purpose."""
 
+    exit_code = 2  # what the `dnsrec` command returns for it
+
 
 class ConfigError(DNSRecError, ValueError):
     """A configuration value is missing, of the wrong type or out of range; the message names the key."""

@@ -1,0 +1,79 @@
+"""Typed sweep settings (`sweeps/sweep/*.yaml`, key `sweep.*`), validated with the key's name."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dnsrec.config import build, check, non_negative_int, one_of, positive_float, positive_int
+from dnsrec.sweep.space import Param, parse_space
+
+OBJECTIVES = {"ndcg": "maximize", "flops": "minimize"}
+
+
+def _objectives(key: str, v: Any) -> None:
+    ok = isinstance(v, list | tuple) and v and v[0] == "ndcg" and set(v) <= set(OBJECTIVES) and len(set(v)) == len(v)
+    check(key, bool(ok), "[ndcg, flops] (two objectives) or [ndcg] (one, with an optional flops_budget)", v)
+
+
+def _name(key: str, v: Any) -> None:
+    ok = isinstance(v, str) and 0 < len(v) <= 200 and all(c.isalnum() or c in "-_." for c in v)
+    check(key, ok, "a name of letters, digits, '-', '_' or '.' (it names the Optuna study and a folder)", v)
+
+
+def _metric(key: str, v: Any) -> None:
+    ok = isinstance(v, str) and len(v.split("/")) == 3 and v.split("/")[0] in ("valid", "test")
+    check(key, ok, "SPLIT/PROTOCOL/METRIC@K, e.g. valid/pop100/ndcg@10", v)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str = dataclasses.field(metadata={"check": _name})
+    space: tuple[Param, ...] = ()
+    trials: int = dataclasses.field(default=12, metadata={"check": positive_int})  # COMPLETE trials wanted
+    parallel: int = dataclasses.field(default=2, metadata={"check": positive_int})  # trials in flight
+    objectives: tuple[str, ...] = dataclasses.field(default=("ndcg", "flops"), metadata={"check": _objectives})
+    flops_budget: float | None = dataclasses.field(default=None, metadata={"check": positive_float})
+    metric: str = dataclasses.field(default="valid/pop100/ndcg@10", metadata={"check": _metric})
+    retries: int = dataclasses.field(default=2, metadata={"check": non_negative_int})  # per failed point
+    max_failures: int | None = dataclasses.field(default=None, metadata={"check": positive_int})
+    sampler: str = dataclasses.field(default="tpe", metadata={"check": one_of("tpe", "random", "grid")})
+    seed: int = dataclasses.field(default=0, metadata={"check": non_negative_int})
+    poll_seconds: float = dataclasses.field(default=2.0, metadata={"check": positive_float})
+    root: str = "runs/sweeps"  # run directories: <root>/<name>/trial-<n>
+
+    def __post_init__(self) -> None:
+        if self.flops_budget is not None and len(self.objectives) > 1:
+            raise_key = "sweep.flops_budget"
+            check(raise_key, False, "null with two objectives (FLOPs is already minimised); or objectives=[ndcg]", 0)
+        if self.sampler == "grid":
+            bad = [p.key for p in self.space if p.kind != "categorical"]
+            check("sweep.space", not bad, "only `choices` parameters with sampler=grid", bad)
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[o] for o in self.objectives]
+
+    @property
+    def failure_limit(self) -> int:
+        """Failed trials tolerated in one driver invocation before it stops (a broken setup fails fast)."""
+        return self.max_failures or max(3, self.trials)
+
+    def study_attrs(self) -> dict[str, Any]:
+        """What must not change when a study is continued (the space and the objectives)."""
+        return {
+            "space": {p.key: p.as_dict() for p in self.space},
+            "objectives": list(self.objectives),
+            "metric": self.metric,
+            "flops_budget": self.flops_budget,
+        }
+
+
+def sweep_config(raw: Mapping[str, Any]) -> SweepConfig:
+    values = dict(raw)
+    values["space"] = parse_space(values.get("space"))
+    if "objectives" in values and isinstance(values["objectives"], list):
+        values["objectives"] = tuple(values["objectives"])
+    return build(SweepConfig, values, "sweep.")

@@ -1,0 +1,402 @@
+"""The sweep driver: an Optuna ask/tell loop over whole DNS-Rec runs, executed by a launcher.
+
+The driver is the single writer of the study and of the results database (DESIGN.md): workers only write
+their run directories. It keeps up to `parallel` trials in flight and submits the free slots together
+(one SLURM job array per batch). Each result is validated and recorded as it arrives, then told to
+Optuna: recording first means a driver killed between the two re-records (an upsert) and tells on its
+next start. A failed or lost job becomes a FAILED trial with its reason and is retried with the same
+parameters, in the same run directory (so it resumes from its checkpoints), up to `sweep.retries` times.
+
+Started again with the same command, the driver continues the same study: trials left RUNNING by a
+driver that died are completed from their result.json, re-attached (SLURM jobs still queued or
+running), or failed as lost and retried, and it stops at exactly `sweep.trials` COMPLETE trials.
+Ctrl-C (or SIGTERM) cancels the jobs in flight and fails their trials with a queued retry.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dnsrec.errors import ConfigError, DNSRecError
+from dnsrec.launch import Job, JobFailed, JobState, Launcher, LauncherConfig, LaunchError, make_launcher
+from dnsrec.result import RESULT_FILE, RunResult
+from dnsrec.results import ResultStore, SlurmInfo
+from dnsrec.sweep.config import SweepConfig
+from dnsrec.sweep.space import apply
+from dnsrec.sweep.status import sweep_status
+from dnsrec.sweep.worker import run_trial
+
+STAGE = "run"
+
+
+class SweepError(DNSRecError):
+    pass
+
+
+class SweepInterrupted(SweepError):
+    exit_code = 130  # as a shell reports Ctrl-C
+
+
+@dataclass
+class InFlight:
+    trial: Any  # optuna.trial.Trial
+    params: dict[str, Any]
+    config: dict[str, Any]
+    run_dir: Path
+    attempt: int
+    job: Job
+    submitted: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class SweepSummary:
+    name: str
+    complete: int
+    failed_here: int  # trials failed during this invocation
+    best: list[dict[str, Any]]  # the best trial (one objective) or the Pareto front (two)
+    submit_seconds_per_trial: float
+    record_seconds_per_trial: float
+    wall_seconds: float
+    status_line: str
+
+
+class Driver:
+    def __init__(
+        self,
+        cfg: SweepConfig,
+        base: dict[str, Any],
+        launcher_cfg: LauncherConfig,
+        store: ResultStore,
+        study: Any,
+        launcher: Launcher | None = None,
+        out: Callable[[str], None] = print,
+    ) -> None:
+        self.cfg, self.base, self.store, self.study, self.out = cfg, base, store, study, out
+        self.sweep_dir = Path(cfg.root) / cfg.name
+        self.launcher_cfg = launcher_cfg
+        self.launcher = launcher or make_launcher(launcher_cfg, self.sweep_dir / "jobs", cfg.parallel, cfg.poll_seconds)
+        self.dataset = str(base.get("dataset", {}).get("name", "?"))
+        self.inflight: list[InFlight] = []
+        self.failed_here = 0
+        self.submit_seconds: list[float] = []
+        self.record_seconds: list[float] = []
+        self._last_line = ""
+
+    # -- the loop --------------------------------------------------------------------------------------
+
+    def run(self) -> SweepSummary:
+        start = time.monotonic()
+        self.store.ensure_sweep(self.cfg.name, self.dataset, {"sweep": self.cfg.study_attrs(), "base": self.base})
+        try:
+            with _sigterm_as_interrupt():
+                self._reconcile()
+                while self._complete() < self.cfg.trials or self.inflight:
+                    self._fill()
+                    self.launcher.refresh()
+                    for f in [f for f in self.inflight if f.job.state() is JobState.DONE]:
+                        self._finish(f)
+                    self._status()
+                    if self._complete() >= self.cfg.trials and not self.inflight:
+                        break
+                    time.sleep(self.cfg.poll_seconds)
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise SweepInterrupted(
+                f"sweep {self.cfg.name} interrupted: {self._complete()} of {self.cfg.trials} trials complete; "
+                "run the same command again to continue"
+            ) from None
+        finally:
+            self.launcher.close()
+        return self._summary(time.monotonic() - start)
+
+    def _complete(self) -> int:
+        from optuna.trial import TrialState
+
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+    def _fill(self) -> None:
+        """Ask for as many trials as free slots and trials still needed, and submit them as one batch."""
+        want = min(self.cfg.parallel - len(self.inflight), self.cfg.trials - self._complete() - len(self.inflight))
+        if want <= 0:
+            return
+        t0 = time.perf_counter()
+        batch: list[tuple[Any, dict[str, Any], dict[str, Any], Path, int]] = []
+        for _ in range(want):
+            trial = self.study.ask()
+            params = {p.key: p.suggest(trial) for p in self.cfg.space}
+            attrs = trial.user_attrs
+            run_dir = Path(attrs.get("run_dir") or self.sweep_dir / f"trial-{trial.number:04d}").resolve()
+            attempt = int(attrs.get("attempt", 1))
+            trial.set_user_attr("run_dir", str(run_dir))
+            trial.set_user_attr("attempt", attempt)
+            try:
+                config = apply(self.base, params)
+                _validate_run_config(config)
+            except ConfigError as e:  # a point the run refuses: fail it for good, never retry it
+                self._fail_trial(trial, params, run_dir, attempt, f"invalid run config: {e}", retry=False)
+                continue
+            batch.append((trial, params, config, run_dir, attempt))
+        if not batch:
+            return
+        names = [f"{self.cfg.name}-{trial.number}" for trial, *_ in batch]
+        try:
+            jobs = self.launcher.submit(
+                run_trial, [(config, str(run_dir)) for _, _, config, run_dir, _ in batch], names
+            )
+        except LaunchError as e:
+            for trial, params, _, run_dir, attempt in batch:
+                self._fail_trial(trial, params, run_dir, attempt, f"not submitted: {e}", retry=True, count=False)
+            raise
+        for (trial, params, config, run_dir, attempt), job in zip(batch, jobs, strict=True):
+            trial.set_user_attr("job_id", job.job_id)
+            self.store.record_running(
+                run_dir, stage=STAGE, dataset=self.dataset, config=config, sweep=self.cfg.name,
+                trial=trial.number, launcher=self.launcher.name, slurm=_slurm_info(self.launcher.name, job.job_id),
+            )  # fmt: skip
+            self.inflight.append(InFlight(trial, params, config, run_dir, attempt, job))
+            retry = f" (attempt {attempt}, resuming {run_dir.name})" if attempt > 1 else ""
+            self._event(f"trial {trial.number} submitted as job {job.job_id}: {_params_text(params)}{retry}")
+        self.submit_seconds.append((time.perf_counter() - t0) / len(batch))
+
+    def _finish(self, f: InFlight) -> None:
+        self.inflight.remove(f)
+        try:
+            value = f.job.result()
+        except JobFailed as e:
+            self._fail(f, e.reason)
+            return
+        t0 = time.perf_counter()
+        try:
+            result = self._checked_result(value, f)
+        except DNSRecError as e:
+            self._fail(f, str(e))
+            return
+        self._complete_trial(f.trial, f.params, f.run_dir, result, f.job.job_id, time.monotonic() - f.submitted)
+        self.record_seconds.append(time.perf_counter() - t0)
+
+    def _complete_trial(
+        self, trial: Any, params: dict[str, Any], run_dir: Path, result: RunResult, job_id: str | None, seconds: float
+    ) -> None:
+        values = _objective_values(result, self.cfg)
+        self.store.record(
+            result, run_dir, sweep=self.cfg.name, trial=trial.number, launcher=self.launcher.name,
+            slurm=_slurm_info(self.launcher.name, job_id),
+        )  # fmt: skip
+        if self.cfg.flops_budget is not None:
+            trial.set_constraint("flops_over_budget", float(result.flops["model"]) - self.cfg.flops_budget)
+        self.study.tell(trial, values)
+        shown = ", ".join(f"{n} {v:.4g}" for n, v in zip(self.cfg.objectives, values, strict=True))
+        self._event(f"trial {trial.number} complete in {seconds:.0f} s: {shown} ({_params_text(params)})")
+
+    def _fail(self, f: InFlight, reason: str, retry: bool = True, count: bool = True) -> None:
+        self._fail_trial(f.trial, f.params, f.run_dir, f.attempt, reason, retry, count)
+
+    def _fail_trial(
+        self,
+        trial: Any,
+        params: dict[str, Any],
+        run_dir: Path,
+        attempt: int,
+        reason: str,
+        retry: bool,
+        count: bool = True,
+    ) -> None:
+        """FAILED with its reason, in the study and the database; the same point queued again if allowed.
+        `count`: a failure of the job itself (not of the driver) uses up one of the point's retries."""
+        from optuna.trial import TrialState
+
+        trial.set_user_attr("fail_reason", reason[:2000])
+        self.store.record_failure(
+            run_dir, reason, stage=STAGE, dataset=self.dataset, config=apply(self.base, params) if params else None,
+            sweep=self.cfg.name, trial=trial.number, launcher=self.launcher.name,
+        )  # fmt: skip
+        self.study.tell(trial, state=TrialState.FAIL)
+        next_attempt = attempt + 1 if count else attempt
+        will_retry = retry and next_attempt <= self.cfg.retries + 1
+        if will_retry:
+            self.study.enqueue_trial(
+                params, user_attrs={"run_dir": str(run_dir), "attempt": next_attempt, "retry_of": trial.number}
+            )
+        self._event(
+            f"trial {trial.number} FAILED: {reason}"
+            + (f" -> retried as attempt {next_attempt}" if will_retry else " (no retry left)" if retry else "")
+        )
+        if count:
+            self.failed_here += 1
+            if self.failed_here >= self.cfg.failure_limit:
+                raise SweepError(
+                    f"sweep {self.cfg.name}: {self.failed_here} trials failed in this run (limit "
+                    f"sweep.max_failures={self.cfg.failure_limit}); last reason: {reason}"
+                )
+
+    def _checked_result(self, value: Any, f: InFlight) -> RunResult:
+        """Never trust a result blindly: it must be a valid RunResult of this trial's config and point."""
+        result = value if isinstance(value, RunResult) else RunResult.read(f.run_dir / RESULT_FILE)
+        _check_belongs(result, f.params, f.run_dir)
+        return result
+
+    # -- restart and interruption ----------------------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        """Trials a previous driver left RUNNING: complete, re-attach or fail each (nothing stays RUNNING)."""
+        from optuna.trial import Trial, TrialState
+
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            trial = Trial(self.study, frozen._trial_id)
+            params = dict(frozen.params)
+            run_dir = Path(frozen.user_attrs.get("run_dir") or self.sweep_dir / f"trial-{frozen.number:04d}")
+            attempt = int(frozen.user_attrs.get("attempt", 1))
+            job_id = frozen.user_attrs.get("job_id")
+            if (run_dir / RESULT_FILE).is_file():
+                try:
+                    result = RunResult.read(run_dir / RESULT_FILE)
+                    _check_belongs(result, params, run_dir)
+                except DNSRecError as e:
+                    self._fail_trial(
+                        trial, params, run_dir, attempt, f"result left by a lost job is invalid: {e}", True
+                    )
+                    continue
+                self._complete_trial(trial, params, run_dir, result, job_id, 0.0)
+                continue
+            job = self.launcher.adopt(job_id) if job_id else None
+            if job is not None:
+                config = apply(self.base, params)
+                self.inflight.append(InFlight(trial, params, config, run_dir, attempt, job))
+                self._event(f"trial {frozen.number}: re-attached to job {job_id}, still queued or running")
+                continue
+            reason = "lost: the sweep driver stopped while this trial ran, and its job left no result"
+            self._fail_trial(trial, params, run_dir, attempt, reason, retry=True, count=False)
+
+    def _interrupt(self) -> None:
+        for f in list(self.inflight):
+            f.job.cancel()
+            self.inflight.remove(f)
+            self._fail(f, "interrupted: the sweep driver was stopped", retry=True, count=False)
+
+    # -- output ----------------------------------------------------------------------------------------
+
+    def status_line(self) -> str:
+        status = sweep_status(
+            self.cfg.name, self.study.get_trials(deepcopy=False), self.cfg.trials, self.cfg.parallel,
+            list(self.cfg.objectives),
+        )  # fmt: skip
+        return status.line()
+
+    def _status(self) -> None:
+        line = self.status_line()
+        if sys.stdout.isatty():
+            sys.stdout.write("\r\x1b[K" + line)
+            sys.stdout.flush()
+        elif line.split(" | ")[:2] != self._last_line.split(" | ")[:2]:
+            self.out(line)
+        self._last_line = line
+
+    def _event(self, text: str) -> None:
+        if sys.stdout.isatty():
+            sys.stdout.write("\r\x1b[K")
+        self.out(text)
+
+    def _summary(self, wall: float) -> SweepSummary:
+        from optuna.trial import TrialState
+
+        done = [t for t in self.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+        best = self.study.best_trials if done else []
+        rows = [
+            {
+                "trial": t.number,
+                "values": list(t.values),
+                "params": dict(t.params),
+                "run_dir": t.user_attrs.get("run_dir"),
+            }
+            for t in sorted(best, key=lambda t: -t.values[0])
+        ]
+        line = self.status_line()
+        if sys.stdout.isatty():
+            sys.stdout.write("\r\x1b[K")
+        return SweepSummary(
+            self.cfg.name, len(done), self.failed_here, rows, _mean(self.submit_seconds), _mean(self.record_seconds),
+            wall, line,
+        )  # fmt: skip
+
+
+def _validate_run_config(config: dict[str, Any]) -> None:
+    from dnsrec.pipeline import RunConfig
+
+    RunConfig.from_mapping(config)
+
+
+def _objective_values(result: RunResult, cfg: SweepConfig) -> list[float]:
+    split, rest = cfg.metric.split("/", 1)
+    try:
+        quality = float(result.metrics[split][rest])
+    except KeyError as e:
+        raise SweepError(f"result has no metric {cfg.metric} (has {sorted(result.metrics.get(split, {}))})") from e
+    values = [quality]
+    if "flops" in cfg.objectives:
+        values.append(float(result.flops["model"]))
+    if not all(math.isfinite(v) for v in values):
+        raise SweepError(f"non-finite objective values {values}")
+    return values
+
+
+def _check_belongs(result: RunResult, params: dict[str, Any], run_dir: Path) -> None:
+    if result.stage != STAGE:
+        raise SweepError(f"{run_dir / RESULT_FILE}: a '{result.stage}' result, expected a '{STAGE}' run")
+    for key, want in params.items():
+        got = _config_value(result.config, key)
+        same = got == want or (
+            isinstance(got, int | float) and isinstance(want, int | float) and math.isclose(got, want)
+        )
+        if not same:
+            raise SweepError(f"{run_dir / RESULT_FILE} is not this trial's result: {key} is {got!r}, expected {want!r}")
+
+
+def _config_value(config: dict[str, Any], key: str) -> Any:
+    """A dotted key in a result's config; the run-level shortcuts lr/seed/batch live under `train`."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _config_value(config, f"train.{key}") if "." not in key and "train" in config else None
+        node = node[part]
+    return node
+
+
+def _slurm_info(launcher: str, job_id: str | None) -> SlurmInfo | None:
+    if launcher != "slurm" or not job_id:
+        return None
+    array, _, task = job_id.partition("_")
+    return SlurmInfo(job_id, array if task else None, int(task) if task.isdigit() else None)
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (scancel of the driver's own job, kill) gets the same clean stop as Ctrl-C."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

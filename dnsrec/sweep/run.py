@@ -1,0 +1,54 @@
+"""`run_sweep`: from the composed `sweeps/sweep.yaml` mapping to a finished (or continued) sweep.
+
+Everything that can be refused is refused before the database is opened: the sweep settings and search
+space, the launcher and what a trial asks of it, and the base run config. Nothing is written for a bad
+command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dnsrec.config import check
+from dnsrec.launch import launcher_config, make_launcher
+from dnsrec.sweep.config import SweepConfig, sweep_config
+from dnsrec.sweep.driver import Driver, SweepSummary, _validate_run_config
+
+NOT_RUN_KEYS = ("sweep", "launcher", "run_dir")
+
+
+def prepare(raw: Mapping[str, Any]) -> tuple[SweepConfig, dict[str, Any], Any]:
+    """The typed sweep settings, the base run config (trial parameters not yet applied) and the launcher
+    config, all validated."""
+    sweep_raw = dict(raw.get("sweep") or {})
+    base = {k: v for k, v in raw.items() if k not in NOT_RUN_KEYS}
+    check("sweep.name", sweep_raw.get("name") is None or isinstance(sweep_raw["name"], str), "a name or null", 0)
+    if not sweep_raw.get("name"):
+        sweep_raw["name"] = f"{base.get('dataset', {}).get('name', 'sweep')}-dnsrec"
+    cfg = sweep_config(sweep_raw)
+    launcher = launcher_config(raw.get("launcher") or "local")
+    _validate_run_config(base)
+    return cfg, base, launcher
+
+
+def run_sweep(raw: Mapping[str, Any], db_url: str | None = None, out: Callable[[str], None] = print) -> SweepSummary:
+    from dnsrec.results import open_store
+    from dnsrec.sweep.study import open_study
+
+    cfg, base, launcher_cfg = prepare(raw)
+    from pathlib import Path
+
+    launcher = make_launcher(launcher_cfg, Path(cfg.root) / cfg.name / "jobs", cfg.parallel, cfg.poll_seconds)
+    launcher.check()
+    store = open_store(db_url)
+    try:
+        study = open_study(cfg, base, db_url)
+        space = "; ".join(p.describe() for p in cfg.space)
+        out(
+            f"sweep {cfg.name}: {cfg.trials} trials, {cfg.parallel} in flight on launcher={launcher.name}, "
+            f"objectives {' & '.join(cfg.objectives)}; space: {space}; results in {store.url}"
+        )
+        return Driver(cfg, base, launcher_cfg, store, study, launcher=launcher, out=out).run()
+    finally:
+        store.close()

@@ -1,0 +1,102 @@
+"""The Optuna study of a sweep, stored in the results database (one URL holds everything).
+
+Optuna keeps its own tables (and its own `alembic_version`) beside dnsrec's prefixed ones. A study is
+continued only with the same search space, objectives and base run config: anything else would mix
+incomparable trials, so it is refused with the keys that differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dnsrec.errors import ConfigError
+from dnsrec.sweep.config import SweepConfig
+
+
+def storage_url(db_url: str | None) -> str:
+    from dnsrec.results.database import resolve_url
+
+    return resolve_url(db_url).render_as_string(hide_password=False)
+
+
+def open_study(cfg: SweepConfig, base: dict[str, Any], db_url: str | None) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    url = storage_url(db_url)
+    connect_args = {"timeout": 60} if url.startswith("sqlite") else {"connect_timeout": 5}
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect_args})
+    study = optuna.create_study(
+        study_name=cfg.name,
+        storage=storage,
+        directions=cfg.directions,  # type: ignore[arg-type]
+        sampler=_sampler(cfg, 0),
+        load_if_exists=True,
+    )
+    if [d.name.lower() for d in study.directions] != cfg.directions:
+        raise ConfigError(
+            f"sweep '{cfg.name}' exists with objectives {study.user_attrs.get('sweep', {}).get('objectives')}; "
+            "choose another sweep.name for different objectives"
+        )
+    study.sampler = _sampler(cfg, len(study.trials))
+    stored_sweep, stored_base = study.user_attrs.get("sweep"), study.user_attrs.get("base")
+    if stored_sweep is None:
+        study.set_user_attr("sweep", cfg.study_attrs())
+        study.set_user_attr("base", base)
+        study.set_user_attr("trials", cfg.trials)
+        study.set_user_attr("parallel", cfg.parallel)
+        return study
+    differ = _differences(stored_sweep, cfg.study_attrs(), "sweep.") + _differences(stored_base, base, "")
+    if differ:
+        raise ConfigError(
+            f"sweep '{cfg.name}' exists with a different configuration ({'; '.join(differ[:4])}); "
+            "continue it with the same settings, or start a new one with another sweep.name"
+        )
+    study.set_user_attr("trials", cfg.trials)
+    study.set_user_attr("parallel", cfg.parallel)
+    return study
+
+
+def _sampler(cfg: SweepConfig, seed_offset: int) -> Any:
+    """Seeded, but shifted by the trials already in the study: a continued sweep must not replay the
+    random start-up points it already tried."""
+    import optuna
+
+    seed = cfg.seed + 1_000_003 * seed_offset
+    if cfg.sampler == "grid":
+        return optuna.samplers.GridSampler({p.key: list(p.choices) for p in cfg.space}, seed=seed)
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, cfg.trials // 3)))
+
+
+def _differences(old: Any, new: Any, prefix: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: was {old!r}, now {new!r}"]
+
+
+def sweep_status_line(name: str, db_url: str | None) -> str:
+    """The driver's status line for a sweep running anywhere that writes to this database."""
+    import optuna
+    from optuna.exceptions import StorageInternalError
+
+    from dnsrec.sweep.status import sweep_status
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage_url(db_url))
+    except KeyError as e:
+        raise ConfigError(f"no sweep named '{name}' in the results database") from e
+    except StorageInternalError as e:
+        from dnsrec.results.database import masked, resolve_url
+
+        raise ConfigError(f"cannot read sweeps from {masked(resolve_url(db_url))}: {e}") from e
+    attrs = study.user_attrs
+    objectives = attrs.get("sweep", {}).get("objectives", ["ndcg", "flops"])
+    target, parallel = int(attrs.get("trials", 0)), int(attrs.get("parallel", 1))
+    return sweep_status(name, study.get_trials(deepcopy=False), target, parallel, objectives).line()

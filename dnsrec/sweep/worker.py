@@ -1,0 +1,31 @@
+"""What a launched job runs: one whole DNS-Rec run of a sweep trial, in whatever process the launcher gave.
+
+The driver sends the resolved run config (a plain mapping, composed and validated by the driver), so
+workers need no Hydra. The run writes its own run directory (result.json, checkpoints); started again on
+the same directory (a retry, a SLURM requeue) it resumes from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dnsrec.result import RunResult
+
+
+def run_trial(config: dict[str, Any], run_dir: str) -> RunResult:
+    import torch
+
+    from dnsrec.pipeline import RunConfig, dnsrec_run
+
+    threads = os.environ.get("OMP_NUM_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK")
+    if threads and threads.isdigit():
+        torch.set_num_threads(int(threads))
+    directory = Path(run_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    return dnsrec_run(RunConfig.from_mapping(config), directory, log)
