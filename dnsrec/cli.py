@@ -91,6 +91,45 @@ def cmd_run(overrides: list[str], db: DbOptions) -> int:
     return 0
 
 
+def cmd_multirun(command: str, overrides: list[str], db: DbOptions) -> int:
+    """`dnsrec run|train --multirun a=1,2 b=x,y [+experiment=...] [hydra/launcher=submitit_slurm]`: a Hydra
+    grid. Each job is one run in its own directory (runs/multirun/<time>/<n>) that records itself, as
+    `dnsrec run` does; with `hydra/launcher=submitit_slurm` the whole grid is ONE SLURM job array."""
+    import hydra
+    from omegaconf import DictConfig, OmegaConf
+
+    from dnsrec.compose import CONFIG_DIR
+
+    def job(cfg: DictConfig) -> str:
+        import logging
+
+        from hydra.core.hydra_config import HydraConfig
+
+        from dnsrec.pipeline import RunConfig, TrainRunConfig, dnsrec_run, train_run
+
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # Hydra sets INFO on the root logger
+        raw = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(raw, dict)
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        raw = {str(k): v for k, v in raw.items() if k != "run_dir"}
+        if command == "train":
+            result = train_run(TrainRunConfig.from_mapping(raw), run_dir)
+        else:
+            result = dnsrec_run(RunConfig.from_mapping(raw), run_dir)
+        _report(result, run_dir)
+        _record(result, run_dir, db)
+        return str(run_dir)
+
+    app = hydra.main(config_path=str(CONFIG_DIR), config_name=command, version_base="1.3")(job)
+    argv = sys.argv
+    sys.argv = ["dnsrec", "--multirun", *overrides]
+    try:
+        app()
+    finally:
+        sys.argv = argv
+    return 0
+
+
 def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
     from dnsrec.sweep import run_sweep
 
@@ -267,8 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         "train", parents=[recording], help="train one fixed model (SASRec, softmax or linear attention) and evaluate it"
     )
     train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset=ml-1m attention=softmax")
+    train.add_argument("-m", "--multirun", action="store_true", help="a Hydra grid, e.g. lr=0.001,0.0005")
     run = sub.add_parser("run", parents=[recording], help="a whole DNS-Rec run: search, derive, retrain, evaluate")
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. search.lam=0.01 gates.layers=3")
+    run.add_argument("-m", "--multirun", action="store_true", help="a Hydra grid, e.g. gates.layers=0,1,2")
     retrain = sub.add_parser(
         "retrain", parents=[recording], help="retrain a given architecture (architecture.json or result.json)"
     )
@@ -284,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_results(args)
         if args.command == "sweep":
             return cmd_sweep(args.overrides, args.db)
+        if args.command in ("train", "run") and args.multirun:
+            return cmd_multirun(args.command, args.overrides, DbOptions(args.db, args.no_db))
         db = DbOptions(args.db, args.no_db)
         if args.command == "train":
             return cmd_train(args.overrides, db)

@@ -96,7 +96,7 @@ class Driver:
         start = time.monotonic()
         self.store.ensure_sweep(self.cfg.name, self.dataset, {"sweep": self.cfg.study_attrs(), "base": self.base})
         try:
-            with _sigterm_as_interrupt():
+            with _stop_signals_as_interrupt():
                 self._reconcile()
                 while self._complete() < self.cfg.trials or self.inflight:
                     self._fill()
@@ -385,18 +385,20 @@ def _mean(values: list[float]) -> float:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (scancel of the driver's own job, kill) gets the same clean stop as Ctrl-C."""
+def _stop_signals_as_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM (Ctrl-C, `scancel` of the driver's own job, `kill`) both stop the driver cleanly,
+    even where SIGINT was inherited as ignored (a background job of a non-interactive shell)."""
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)

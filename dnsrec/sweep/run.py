@@ -8,12 +8,14 @@ command.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from dnsrec.config import check
 from dnsrec.launch import launcher_config, make_launcher
 from dnsrec.sweep.config import SweepConfig, sweep_config
 from dnsrec.sweep.driver import Driver, SweepSummary, _validate_run_config
+from dnsrec.sweep.space import apply
 
 NOT_RUN_KEYS = ("sweep", "launcher", "run_dir")
 
@@ -29,6 +31,7 @@ def prepare(raw: Mapping[str, Any]) -> tuple[SweepConfig, dict[str, Any], Any]:
     cfg = sweep_config(sweep_raw)
     launcher = launcher_config(raw.get("launcher") or "local")
     _validate_run_config(base)
+    apply(base, {p.key: None for p in cfg.space})  # every swept key exists in the run config
     return cfg, base, launcher
 
 
@@ -37,8 +40,6 @@ def run_sweep(raw: Mapping[str, Any], db_url: str | None = None, out: Callable[[
     from dnsrec.sweep.study import open_study
 
     cfg, base, launcher_cfg = prepare(raw)
-    from pathlib import Path
-
     launcher = make_launcher(launcher_cfg, Path(cfg.root) / cfg.name / "jobs", cfg.parallel, cfg.poll_seconds)
     launcher.check()
     store = open_store(db_url)
