@@ -17,6 +17,9 @@ ALLOWED = {
     "result": set(),
     "results": {"result"},
     "pipeline": {"data", "nas", "train", "evaluate", "models", "result"},
+    "compose": set(),
+    "launch": set(),
+    "sweep": {"pipeline", "launch", "results", "result", "compose"},
 }
 SHARED = {"errors", "config", "__init__"}
 
@@ -52,3 +55,14 @@ def test_nothing_imports_the_cli_and_result_needs_no_torch() -> None:
     modules = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     modules += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert not [m for m in modules if m.split(".")[0] in ("torch", "numpy")], modules
+
+
+def test_results_and_launch_never_import_torch() -> None:
+    """They run on login nodes and in the sweep driver, where importing torch costs seconds and memory
+    (and may not be installed with CUDA at all): DESIGN.md."""
+    for part in ("results", "launch"):
+        for path in (PACKAGE / part).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            modules = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+            modules += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+            assert not [m for m in modules if m.split(".")[0] in ("torch", "numpy")], path
