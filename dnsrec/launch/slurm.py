@@ -107,14 +107,15 @@ class SlurmLauncher:
             import submitit
 
             r = self.cfg.resources
-            ex = submitit.AutoExecutor(folder=self.folder / "%j", cluster="slurm")
+            ex = submitit.AutoExecutor(
+                folder=self.folder / "%j", cluster="slurm", slurm_max_num_timeout=self.cfg.max_requeue
+            )
             params: dict[str, Any] = {
                 "timeout_min": r.time_min,
                 "tasks_per_node": r.tasks,
                 "cpus_per_task": r.cpus,
                 "mem_gb": r.mem_gb * r.tasks,
                 "slurm_array_parallelism": self.parallel,
-                "slurm_max_num_timeout": self.cfg.max_requeue,
                 "slurm_additional_parameters": dict(self.cfg.extra),
             }
             if self.cfg.partition:

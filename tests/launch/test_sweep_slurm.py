@@ -1,0 +1,115 @@
+"""Sweeps on the real single-node SLURM cluster: trials submitted as job arrays through submitit, job
+states read from sacct, a cancelled job failed with its reason and retried, grids as one job array."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from slurm_support import SlurmCluster
+
+from dnsrec.results import RunFilter, open_store
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "sweep"))
+from sweep_support import TINY_RUN, dnsrec, env_for, start_dnsrec, states, study_trials, sweep_args  # noqa: E402
+
+SLURM = ["launcher=slurm", "launcher.resources.cpus=1", "launcher.resources.mem_gb=1", "launcher.resources.time_min=10"]
+
+
+def _runs(db: Path, sweep: str | None = None) -> list:
+    store = open_store(f"sqlite:///{db}")
+    try:
+        return store.list_runs(RunFilter(sweep=sweep))
+    finally:
+        store.close()
+
+
+def test_slurm_sweep_of_six_trials_as_job_arrays_two_in_flight(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    env = env_for(tmp_path, **slurm_cluster.env)
+    args = ["sweep", *sweep_args("slurm6", 6, 2, *SLURM, f"launcher.partition={slurm_cluster.partition}")]
+    done = dnsrec(args, tmp_path, env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert states(study_trials(tmp_path / "results.db", "slurm6")) == {"COMPLETE": 6}
+
+    runs = _runs(tmp_path / "results.db", "slurm6")
+    assert len(runs) == 6 and {r.status for r in runs} == {"COMPLETE"} and {r.launcher for r in runs} == {"slurm"}
+    batches: dict[str, list[str]] = {}  # SLURM job (array) id -> the job ids of its trials
+    for r in runs:
+        if r.slurm_array_job_id:  # a batch of several trials: one array, one task each
+            assert r.slurm_job_id == f"{r.slurm_array_job_id}_{r.slurm_array_task_id}"
+        else:  # submitit submits a batch of one trial as a plain job
+            assert r.slurm_job_id.isdigit()
+        batches.setdefault(r.slurm_array_job_id or r.slurm_job_id, []).append(r.slurm_job_id)
+    assert max(len(jobs) for jobs in batches.values()) == 2  # at least the first batch: two trials, one array
+    for batch, jobs in batches.items():  # sacct knows every job and array task, all COMPLETED
+        assert slurm_cluster.wait_states(batch, n=len(jobs)) == dict.fromkeys(jobs, "COMPLETED")
+
+    listed = dnsrec(["results", "list", "--sweep", "slurm6"], tmp_path, env)
+    assert listed.returncode == 0 and len(listed.stdout.strip().splitlines()) == 7
+
+
+def test_a_scancelled_job_fails_its_trial_with_the_reason_and_is_retried(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    env = env_for(tmp_path, **slurm_cluster.env)
+    args = ["sweep", *sweep_args("scancel", 2, 2, *SLURM, "sweep.poll_seconds=1")]
+    proc = start_dnsrec(args, tmp_path, env)
+    seen: list[str] = []
+    job_id = None
+    deadline = time.monotonic() + 120
+    while job_id is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen.append(line)
+        found = re.search(r"trial 0 submitted as job (\S+):", line)
+        job_id = found.group(1) if found else None
+    assert job_id, "".join(seen)
+    while slurm_cluster.run("squeue", "-h", "-j", job_id, "-o", "%T").stdout.strip() != "RUNNING":
+        assert time.monotonic() < deadline, "".join(seen)
+        time.sleep(0.5)
+    slurm_cluster.run("scancel", job_id)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, "".join(seen) + out
+
+    trials = study_trials(tmp_path / "results.db", "scancel")
+    assert states(trials) == {"COMPLETE": 2, "FAIL": 1}
+    failed = next(t for t in trials if t.state.name == "FAIL")
+    assert f"SLURM job {job_id} ended CANCELLED" in failed.user_attrs["fail_reason"]
+    retry = next(t for t in trials if t.user_attrs.get("retry_of") == failed.number)
+    assert retry.state.name == "COMPLETE" and retry.params == failed.params
+    assert slurm_cluster.sacct_states(job_id.split("_")[0]).get(job_id, "").startswith("CANCELLED")
+
+
+def test_a_gpu_request_the_cluster_cannot_satisfy_is_refused_before_anything_is_written(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    env = env_for(tmp_path, **slurm_cluster.env)
+    too_many = slurm_cluster.gpus + 2
+    args = ["sweep", *sweep_args("gpus", 2, 2, *SLURM, f"launcher.resources.gpus={too_many}")]
+    done = dnsrec(args, tmp_path, env)
+    assert done.returncode == 2 and "launcher=slurm refuses the trial's request" in done.stderr, done.stderr
+    assert f"--gpus-per-node={too_many}" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "results.db").exists()
+
+
+def test_a_multirun_grid_is_one_job_array_and_every_point_is_recorded(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    env = env_for(tmp_path, **slurm_cluster.env)
+    args = [
+        "run", "-m", *TINY_RUN, "gates.layers=0,2", "train.progress=false", "hydra/launcher=submitit_slurm",
+        f"hydra.launcher.partition={slurm_cluster.partition}", "hydra.launcher.timeout_min=10",
+        "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
+    ]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "dnsrec.cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = _runs(tmp_path / "results.db")
+    assert sorted(r.gate_layers for r in runs) == [0, 2] and {r.status for r in runs} == {"COMPLETE"}
+    assert len({r.slurm_array_job_id for r in runs}) == 1 and {r.slurm_array_task_id for r in runs} == {0, 1}
+    array = runs[0].slurm_array_job_id
+    assert slurm_cluster.wait_states(array, n=2) == {f"{array}_0": "COMPLETED", f"{array}_1": "COMPLETED"}
