@@ -321,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     add_results_parser(sub)
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "db", None):
+            from dnsrec.results.database import refuse_password_in_argument
+
+            refuse_password_in_argument(args.db)
         if args.command == "results":
             return cmd_results(args)
         if args.command == "sweep":

@@ -33,6 +33,7 @@ DEFAULT_URL = "sqlite:///runs/dnsrec.db"
 DB_DIR = Path(os.environ.get("DNSREC_DB_DIR", Path(__file__).resolve().parents[2] / "db"))
 VERSION_TABLE = PREFIX + "alembic_version"  # Optuna owns `alembic_version` in a shared database
 CONNECT_TIMEOUT_S = 5
+PASSWORD_FILE_ENV = "DNSREC_DB_PASSWORD_FILE"
 SQLITE_BUSY_TIMEOUT_S = 60
 
 
@@ -52,7 +53,40 @@ def resolve_url(url: str | URL | None = None) -> URL:
         raise DatabaseUnavailable(f"unsupported database {masked(parsed)}: use sqlite:///FILE or postgresql://...")
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we install
+    if parsed.get_backend_name() != "sqlite" and parsed.password is None and os.environ.get(PASSWORD_FILE_ENV):
+        parsed = parsed.set(password=read_password_file(Path(os.environ[PASSWORD_FILE_ENV])))
     return parsed
+
+
+def read_password_file(path: Path) -> str:
+    """The database password from a file only its owner can read (like ~/.pgpass): a file others can read
+    is refused, since the password would then not be a secret."""
+    try:
+        info = path.stat()
+        text = path.read_text()
+    except OSError as e:
+        raise DatabaseUnavailable(f"{PASSWORD_FILE_ENV}={path}: cannot read the password file ({e.strerror})") from e
+    if info.st_mode & 0o077 or info.st_uid != os.getuid():
+        raise DatabaseUnavailable(
+            f"{PASSWORD_FILE_ENV}={path}: mode {info.st_mode & 0o777:o}; the password file must be owned by you "
+            "and readable by you alone (chmod 600)"
+        )
+    return text.strip()
+
+
+def refuse_password_in_argument(url: str | None) -> None:
+    """A password typed on a command line is visible to every user (ps, shell history): refuse it there."""
+    if url is None:
+        return
+    try:
+        has_password = make_url(url).password is not None
+    except ArgumentError:
+        return  # resolve_url gives the clear error
+    if has_password:
+        raise DatabaseUnavailable(
+            f"--db {mask_text(url)}: a password on the command line is visible to other users; put the URL in "
+            f"DNSREC_DB_URL, or the password in {PASSWORD_FILE_ENV} (a file only you can read), PGPASSWORD or ~/.pgpass"
+        )
 
 
 def masked(url: URL) -> str:

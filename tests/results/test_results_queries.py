@@ -108,13 +108,16 @@ def test_bad_names_list_what_is_valid(filled: ResultStore) -> None:
         filled.get_run(999)
 
 
-def test_the_cli_passes_filters_as_values(filled: ResultStore, capsys: pytest.CaptureFixture[str]) -> None:
-    db = filled.engine.url.render_as_string(hide_password=False)
-    assert main(["results", "list", "--db", db, "--dataset", "x' OR 1=1 --"]) == 0
+def test_the_cli_passes_filters_as_values(
+    filled: ResultStore, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the URL (with its password, on PostgreSQL) comes from the environment, as the CLI requires
+    monkeypatch.setenv("DNSREC_DB_URL", filled.engine.url.render_as_string(hide_password=False))
+    assert main(["results", "list", "--dataset", "x' OR 1=1 --"]) == 0
     assert "no runs match" in capsys.readouterr().out
-    assert main(["results", "list", "--db", db, "--where", "lam>=0 OR 1=1"]) == 2
+    assert main(["results", "list", "--where", "lam>=0 OR 1=1"]) == 2
     assert "not a finite number" in capsys.readouterr().err
-    assert main(["results", "list", "--db", db, "--sweep", "b", "--sort", NDCG, "--limit", "2"]) == 0
+    assert main(["results", "list", "--sweep", "b", "--sort", NDCG, "--limit", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("id") and " b " in lines[1]
 

@@ -58,15 +58,21 @@ def test_a_database_from_a_newer_dnsrec_is_refused(db_url: str) -> None:
         open_store(db_url)
 
 
-def test_unreachable_postgres_is_one_masked_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_postgres_is_one_masked_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = "postgresql://alice:s3cret-Pw@127.0.0.1:1/results"  # nothing listens on port 1
     with pytest.raises(DatabaseUnavailable) as err:
         open_store(url)
     message = str(err.value)
     assert "s3cret-Pw" not in message and "alice:***@127.0.0.1:1/results" in message and "\n" not in message
-    assert main(["results", "list", "--db", url]) == 2
+    monkeypatch.setenv("DNSREC_DB_URL", url)
+    assert main(["results", "list"]) == 2
     out = capsys.readouterr()
     assert "s3cret-Pw" not in out.err + out.out and out.err.startswith("dnsrec: error: cannot reach")
+    assert main(["results", "list", "--db", url]) == 2  # typed on a command line: refused, never echoed
+    out = capsys.readouterr()
+    assert "s3cret-Pw" not in out.err + out.out and "a password on the command line" in out.err
 
 
 def test_wrong_password_on_a_real_server_is_masked(postgres: Any) -> None:

@@ -34,11 +34,38 @@ def test_refused_before_anything_is_written(
 
 
 def test_an_unreachable_database_is_one_line_with_the_password_masked(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = "postgresql://dnsrec:s3cret@127.0.0.1:9/results"
-    code = main(["sweep", "--db", url, *TINY_RUN, f"sweep.root={tmp_path}/sweeps"])
+    monkeypatch.setenv("DNSREC_DB_URL", "postgresql://dnsrec:s3cret@127.0.0.1:9/results")
+    code = main(["sweep", *TINY_RUN, f"sweep.root={tmp_path}/sweeps"])
     err = capsys.readouterr().err
     assert code == 2 and "cannot reach the results database" in err and "127.0.0.1:9" in err
     assert "s3cret" not in err and "***" in err
     assert not (tmp_path / "sweeps").exists()
+
+
+def test_a_password_on_the_command_line_is_refused_and_never_echoed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["sweep", "--db", "postgresql://dnsrec:s3cret@127.0.0.1:9/results", *TINY_RUN])
+    err = capsys.readouterr().err
+    assert code == 2 and "a password on the command line is visible to other users" in err
+    assert "s3cret" not in err
+
+
+def test_the_password_file_must_be_readable_by_its_owner_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "db-password"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o644)
+    monkeypatch.setenv("DNSREC_DB_URL", "postgresql://dnsrec@127.0.0.1:9/results")
+    monkeypatch.setenv("DNSREC_DB_PASSWORD_FILE", str(secret))
+    assert main(["sweep", *TINY_RUN, f"sweep.root={tmp_path}/sweeps"]) == 2
+    err = capsys.readouterr().err
+    assert "mode 644; the password file must be owned by you and readable by you alone" in err
+    secret.chmod(0o600)  # now it is used: the server is unreachable, and the password never shown
+    assert main(["sweep", *TINY_RUN, f"sweep.root={tmp_path}/sweeps"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach the results database postgresql+psycopg://dnsrec:***@127.0.0.1:9" in err
+    assert "s3cret" not in err
