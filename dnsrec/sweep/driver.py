@@ -308,7 +308,7 @@ class Driver:
         from optuna.trial import TrialState
 
         done = [t for t in self.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-        best = self.study.best_trials if done else []
+        best = self.study.best_trials if done else []  # only trials within the FLOPs budget, if one is set
         rows = [
             {
                 "trial": t.number,

@@ -39,8 +39,11 @@ def sweep_status(name: str, trials: list[Any], target: int, parallel: int, objec
     failed = [t for t in trials if t.state == TrialState.FAIL]
     waiting = [t for t in trials if t.state == TrialState.WAITING]
     best = "no result yet"
-    if done:
-        top = max(done, key=lambda t: t.values[0])
+    feasible = [t for t in done if all(v <= 0 for v in (t.constraints or {}).values())]
+    if done and not feasible:
+        best = "no trial within the FLOPs budget yet"
+    if feasible:
+        top = max(feasible, key=lambda t: t.values[0])
         best = f"best ndcg {top.values[0]:.4f} (trial {top.number}"
         if len(top.values) > 1:
             best += f", {top.values[1] / 1e6:.2f}M FLOPs; front of {len(_front(done))}"

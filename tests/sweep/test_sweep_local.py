@@ -14,6 +14,7 @@ from sweep_support import dnsrec, env_for, start_dnsrec, states, study_trials, s
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
+from dnsrec.result import RunResult
 from dnsrec.results import RunFilter, open_store
 from dnsrec.sweep import run_sweep
 
@@ -133,3 +134,22 @@ def test_interrupted_and_killed_drivers_continue_to_exactly_the_requested_trials
     # every point that completed in a retry resumed in its first attempt's run directory
     complete = [t for t in final if t.state.name == "COMPLETE"]
     assert {t.user_attrs["run_dir"] for t in complete} == {r.run_dir for r in rows if r.status == "COMPLETE"}
+
+
+def test_single_objective_with_a_flops_budget_records_the_constraint(tmp_path: Path) -> None:
+    budget = 5.0e5
+    extra = [f"sweep.root={tmp_path / 'sweeps'}", "sweep.objectives=[ndcg]", f"sweep.flops_budget={budget}"]
+    summary = run_sweep(compose("sweep", sweep_args("budget", 3, 2, *extra)), f"sqlite:///{tmp_path / 'r.db'}")
+    assert summary.complete == 3
+    within = []
+    for t in study_trials(tmp_path / "r.db", "budget"):
+        result = RunResult.read(Path(t.user_attrs["run_dir"]) / "result.json")
+        assert t.values == [result.metrics["valid"]["pop100/ndcg@10"]]
+        assert t.constraints == {"flops_over_budget": pytest.approx(result.flops["model"] - budget)}
+        if result.flops["model"] <= budget:
+            within.append(t)
+    # the best trial is the best of those within the budget (none: no best, and the status line says so)
+    expected = [max(within, key=lambda t: t.values[0]).number] if within else []
+    assert [row["trial"] for row in summary.best] == expected
+    if not within:
+        assert "no trial within the FLOPs budget yet" in summary.status_line
