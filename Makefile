@@ -8,7 +8,7 @@ DATASET ?= ml-100k
 ATTENTION ?= linear
 
 .DEFAULT_GOAL := help
-.PHONY: help install test check lint types format train run bench clean
+.PHONY: help install test check lint types format train run bench clean slurm-up slurm-down slurm-status
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,3 +48,12 @@ bench: ## window vs per-prefix training speed and evaluation seconds on ML-1M
 
 clean: ## remove caches and run directories (not the venv)
 	rm -rf runs outputs .pytest_cache .mypy_cache .ruff_cache
+
+slurm-up: ## start a single-node SLURM cluster with sacct (as root; packages: slurm/install-deps.sh)
+	slurm/cluster.sh up
+
+slurm-down: ## stop it (cancels its jobs; keeps state and logs under DNSREC_SLURM_PREFIX)
+	slurm/cluster.sh down
+
+slurm-status: ## its daemons, sinfo and squeue
+	slurm/cluster.sh status
