@@ -6,9 +6,10 @@ DATA ?= $(abspath ../shared/data)
 export DNSREC_DATA_DIR ?= $(DATA)
 DATASET ?= ml-100k
 ATTENTION ?= linear
+LAUNCHER ?= local
 
 .DEFAULT_GOAL := help
-.PHONY: help install test check lint types format train run bench clean slurm-up slurm-down slurm-status
+.PHONY: help install test check lint types format train run bench clean sweep results slurm-up slurm-down slurm-status
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +43,14 @@ train: ## train SASRec on DATASET (default ml-100k) with ATTENTION (linear|softm
 
 run: ## a whole DNS-Rec run (search + retrain) on DATASET
 	$(VENV)/bin/dnsrec run dataset=$(DATASET)
+
+sweep: ## Optuna sweep of whole DNS-Rec runs on DATASET [TRIALS= PARALLEL= LAUNCHER=local|slurm|ray EXPERIMENT= ARGS=]
+	$(VENV)/bin/dnsrec sweep dataset=$(DATASET) launcher=$(LAUNCHER) $(if $(TRIALS),sweep.trials=$(TRIALS)) \
+		$(if $(PARALLEL),sweep.parallel=$(PARALLEL)) $(if $(EXPERIMENT),+experiment=$(EXPERIMENT)) $(ARGS)
+
+results: ## the recorded runs [SWEEP=name] (and the status line of that sweep)
+	$(VENV)/bin/dnsrec results list $(if $(SWEEP),--sweep $(SWEEP))
+	$(if $(SWEEP),$(VENV)/bin/dnsrec results status $(SWEEP))
 
 bench: ## window vs per-prefix training speed and evaluation seconds on ML-1M
 	$(PY) benchmarks/training_speed.py
