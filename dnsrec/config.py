@@ -113,6 +113,35 @@ class TrainConfig:
     eval_batch: int = dataclasses.field(default=256, metadata={"check": positive_int})
     bucket: bool = True  # group windows of similar length into a step and trim its padding (speed only)
     progress: bool = True
+    # Training engine (dnsrec.train.engine): plain torch, or DeepSpeed with ZeRO stage 0-3. Either runs on one
+    # process or on many (torchrun / SLURM tasks), each rank taking its share of every global batch.
+    engine: str = dataclasses.field(default="torch", metadata={"check": one_of("torch", "deepspeed")})
+    zero_stage: int = dataclasses.field(
+        default=2,
+        metadata={
+            "check": lambda k, v: check(
+                k, isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 3, "an integer in 0..3", v
+            )
+        },
+    )
+    # Micro-batches per rank per step (gradient accumulation); the step's gradient is the same either way.
+    grad_accum: int = dataclasses.field(default=1, metadata={"check": positive_int})
+    # Or: at most this many target positions per micro-batch on one rank (grad_accum is then derived).
+    micro_batch: int | None = dataclasses.field(default=None, metadata={"check": positive_int})
+
+    def __post_init__(self) -> None:
+        check(
+            "train.micro_batch",
+            self.micro_batch is None or self.grad_accum == 1,
+            "null when train.grad_accum is set (give one of the two)",
+            self.micro_batch,
+        )
+
+    def micro_batches(self, batch: int, world_size: int) -> int:
+        """Micro-batches each rank runs per step of `batch` target positions over `world_size` ranks."""
+        if self.micro_batch is None:
+            return self.grad_accum
+        return max(1, -(-batch // (world_size * self.micro_batch)))
 
 
 def _non_negative_float(key: str, v: Any) -> None:

@@ -5,8 +5,14 @@ will call them. Hydra stays at the entry point (`cli.py`). Stages:
 - `train_run`: one fixed SASRec (softmax or linear attention) trained to early stop;
 - `dnsrec_run`: DNS-Rec search on the supernet, derive the Architecture, retrain the compact model;
 - `retrain_run`: retrain a given Architecture alone (fresh initialisation: there is no supernet).
-A run directory holds checkpoints (`search.pt`, `last.pt`, `best.pt`), `architecture.json` and
-`result.json`; started again on the same directory a run resumes where it stopped.
+A run directory holds checkpoints (`search.pt`, `last.pt`, `best.pt`, and `zero/` with the DeepSpeed
+engine), `architecture.json` and `result.json`; started again on the same directory a run resumes where
+it stopped.
+
+Several ranks (torchrun, or one SLURM job with k tasks): call the same function with the same arguments
+and the same `run_dir` in every rank. The ranks join one process group (`init_from_env`), share every
+step, agree on every decision, and return equal results; only rank 0 writes the run directory, and the
+caller records the result only where `dnsrec.train.distributed.is_main()`.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from dnsrec.nas.search import search
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.result import RunResult
+from dnsrec.train import distributed
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import FitResult, fit, scorer_of
 
@@ -183,6 +190,7 @@ def environment(placement: Placement) -> dict[str, str]:
     return {
         "host": platform.node(),
         "device": placement.describe(),
+        "ranks": str(distributed.world_size()),
         "git_commit": commit,
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -274,6 +282,8 @@ def _load(name: str, cfg_max_len: int | None, data_dir: str | None, log: Log) ->
 def train_run(cfg: TrainRunConfig, run_dir: Path, log: Log = print) -> RunResult:
     """Train one fixed model to early stop; evaluate valid and test at the best epoch; write result.json."""
     started = dt.datetime.now(dt.UTC)
+    distributed.init_from_env(cfg.train.device)
+    log = distributed.main_only(log)
     data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
     placement = Placement.resolve(cfg.train.device, cfg.train.precision)
     torch.manual_seed(cfg.train.seed)
@@ -281,13 +291,15 @@ def train_run(cfg: TrainRunConfig, run_dir: Path, log: Log = print) -> RunResult
     evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)
     outcome = fit(model, data, evaluator, cfg.train, run_dir=run_dir, log=log)
     result = _result("train", cfg, data, model, outcome, evaluator, placement, started)
-    result.write(run_dir)
+    _write(result, run_dir)
     return result
 
 
 def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     """Search, derive, retrain, evaluate: the whole DNS-Rec method as one call."""
     started = dt.datetime.now(dt.UTC)
+    distributed.init_from_env(cfg.train.device)
+    log = distributed.main_only(log)
     data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
     space = cfg.space(data)  # validates pruning, gates and heads before any training
     placement = Placement.resolve(cfg.train.device, cfg.train.precision)
@@ -302,7 +314,8 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     )
     found = search(supernet, controllers, data, evaluator, cfg.search, cfg.train, run_dir=run_dir, log=log)
     arch = found.architecture
-    (run_dir / "architecture.json").write_text(arch.to_json())
+    if distributed.is_main():
+        (run_dir / "architecture.json").write_text(arch.to_json())
     log(f"decision (epoch {found.best_epoch}): depth {arch.depth}, widths {arch.hidden}, inner {arch.inner_widths}")
 
     torch.manual_seed(cfg.train.seed)
@@ -326,13 +339,15 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
         architecture=arch.to_dict(),
         search={"best_epoch": found.best_epoch, "steps": found.steps, "trajectory": found.trajectory},
     )
-    result.write(run_dir)
+    _write(result, run_dir)
     return result
 
 
 def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     """Retrain a given Architecture alone, from fresh initialisation."""
     started = dt.datetime.now(dt.UTC)
+    distributed.init_from_env(cfg.train.device)
+    log = distributed.main_only(log)
     data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
     space = cfg.space(data)
     if (arch.d, arch.inner, arch.head_dim) != (space.d, space.inner, space.head_dim):
@@ -346,8 +361,15 @@ def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = pr
     evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)
     outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log)
     result = _result("retrain", cfg, data, compact, outcome, evaluator, placement, started, architecture=arch.to_dict())
-    result.write(run_dir)
+    _write(result, run_dir)
     return result
+
+
+def _write(result: RunResult, run_dir: Path) -> None:
+    """Rank 0 writes result.json; every rank returns once it is there."""
+    if distributed.is_main():
+        result.write(run_dir)
+    distributed.barrier()
 
 
 def _unpruned_config(space: SearchSpace) -> SASRecConfig:

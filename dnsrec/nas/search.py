@@ -8,6 +8,10 @@ through it. The two parameter sets have separate optimizers, so a weight step ne
 and an architecture step never moves a weight. After each epoch the soft mixture is evaluated on the
 validation split; the decision is argmax alpha, argmax beta at the epoch with the best validation
 pop100 NDCG@10. The whole trajectory (alpha, beta, tau, expected FLOPs, metrics) is kept.
+
+Weight steps go through a training engine (`dnsrec.train.engine`: plain torch or DeepSpeed ZeRO); alpha
+and beta are tiny and stay outside it (DeepSpeed allows one optimizer per engine), with their gradients
+summed over ranks by hand. Architecture steps read the weights as detached constants.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from dnsrec.config import SearchConfig, TrainConfig
 from dnsrec.data.sequences import SequenceData
@@ -32,8 +36,10 @@ from dnsrec.nas.derive import derive_architecture
 from dnsrec.nas.flops import expected_flops, layer_flops
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
+from dnsrec.train import distributed
 from dnsrec.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from dnsrec.train.device import Placement
+from dnsrec.train.engine import Engine, LossFn, make_engine, split_step
 from dnsrec.train.loop import SELECTION_METRIC, TrainingSamples
 from dnsrec.train.loss import item_cross_entropy
 from dnsrec.train.progress import Progress
@@ -96,27 +102,42 @@ class ArchBatches:
         return self.seqs[idx, :width], self.lengths[idx], self.targets[idx]
 
 
+def supernet_loss(placement: Placement) -> LossFn:
+    """The weight-step loss as an engine's loss function: (supernet, inputs, targets, p, q, denominator=)
+    -> CE at every target position of a window batch, summed and divided by `denominator`."""
+
+    def loss(
+        supernet: Supernet, inputs: Tensor, targets: Tensor, p: Tensor, q: Tensor, *, denominator: float
+    ) -> Tensor:
+        with placement.autocast():
+            hidden = supernet(inputs, p, q)  # (B, N, d)
+        mask = targets > 0
+        return item_cross_entropy(
+            hidden[mask],
+            supernet.output_weight,
+            targets[mask],
+            compute_dtype=_dtype(placement),
+            denominator=denominator,
+        )
+
+    return loss
+
+
 def weight_step(
-    supernet: Supernet,
+    engine: Engine,
     controllers: Controllers,
-    opt: torch.optim.Optimizer,
-    inputs: Tensor,
-    targets: Tensor,
+    idx: np.ndarray,
+    counts: np.ndarray,
+    batch_of: Callable[[np.ndarray], tuple[Tensor, Tensor]],
     step: int,
-    placement: Placement,
     generator: torch.Generator | None = None,
-) -> Tensor:
-    """One step on the supernet weights; the relaxed architecture is a constant (no gradient to alpha/beta)."""
+) -> float:
+    """One engine step on the supernet weights over the global batch `idx` (`batch_of(part)` gives a
+    part's window inputs and targets); the relaxed architecture is a constant (no gradient to alpha/beta).
+    Returns the step's mean CE."""
     with torch.no_grad():
         p, q = controllers(step, generator=generator)
-    with placement.autocast():
-        hidden = supernet(inputs, p, q)
-    mask = targets > 0
-    loss = item_cross_entropy(hidden[mask], supernet.output_weight, targets[mask], compute_dtype=_dtype(placement))
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return loss.detach()
+    return engine.train_step(idx, counts, lambda part: (*batch_of(part), p, q))
 
 
 def arch_step(
@@ -131,23 +152,38 @@ def arch_step(
     flops: Tensor,
     placement: Placement,
     generator: torch.Generator | None = None,
+    *,
+    denominator: float | None = None,
+    resource: bool = True,
 ) -> tuple[Tensor, int]:
     """One step on alpha, beta: CE at each sequence's last position + lambda * L_RC (Eq. 13).
 
-    L_t = argmax(beta) + 1 is taken here, before the step, as a constant. The supernet's weight gradients
-    from this backward pass are discarded, so no weight moves. Returns the loss and the L_t it used.
+    L_t = argmax(beta) + 1 is taken here, before the step, as a constant. The supernet's weights enter as
+    detached constants, so no weight receives a gradient (nor do an engine's gradient hooks fire).
+
+    On several ranks each passes its share of the batch (possibly none), `denominator` = the whole
+    batch's size, and `resource=True` on one rank only; the controllers' gradients are summed over ranks
+    before the step, so every rank takes the same step. Returns the local loss and the L_t it used.
     """
     l_t = controllers.decision()[1]
     p, q = controllers(step, generator=generator)
-    with placement.autocast():
-        y = supernet(seqs, p, q)
-    last = y[torch.arange(len(seqs), device=seqs.device), lengths - 1]
-    ce = item_cross_entropy(last, supernet.output_weight, targets, compute_dtype=_dtype(placement))
-    loss = ce + lam * resource_loss(p, q, flops, l_t, supernet.space.n_layers)
+    loss = torch.zeros((), device=p.device)
+    if len(seqs):
+        weights = {name: w.detach() for name, w in supernet.named_parameters()}
+        with placement.autocast():
+            y = torch.func.functional_call(supernet, weights, (seqs, p, q))
+        last = y[torch.arange(len(seqs), device=seqs.device), lengths - 1]
+        output = supernet.output_weight.detach()
+        loss = loss + item_cross_entropy(
+            last, output, targets, compute_dtype=_dtype(placement), denominator=denominator
+        )
+    if resource:
+        loss = loss + lam * resource_loss(p, q, flops, l_t, supernet.space.n_layers)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if loss.requires_grad:
+        loss.backward()
+    distributed.all_reduce_grads_(controllers.parameters())
     opt.step()
-    supernet.zero_grad(set_to_none=True)
     return loss.detach(), l_t
 
 
@@ -177,28 +213,36 @@ def search(
     run_dir: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> SearchOutcome:
+    """The bilevel search. Weight steps go through the engine `train.engine`; alpha and beta stay outside
+    it with their own Adam. On several ranks every rank calls this with the same arguments: weight steps
+    and architecture batches are sharded, the controllers' gradients summed, rank 0's validation metrics
+    broadcast, so alpha, beta and the decision are identical on every rank; only rank 0 writes files."""
     placement = Placement.resolve(train.device, train.precision)
     device = placement.device
+    log = distributed.main_only(log)
     supernet.to(device)
     controllers.to(device)
-    w_opt = torch.optim.Adam(supernet.parameters(), lr=train.lr, weight_decay=cfg.weight_decay)
+    engine = make_engine(
+        supernet, supernet_loss(placement), train, placement, batch=cfg.batch, weight_decay=cfg.weight_decay
+    )
+    distributed.broadcast_module_(controllers)
     a_opt = torch.optim.Adam(controllers.parameters(), lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay)
     samples = TrainingSamples(data, "window", device)
     arch_batches = ArchBatches(evaluator, cfg.arch_batch_size or cfg.batch, train.seed, device)
     flops = candidate_flops(supernet.space).to(device)
     space = supernet.space
-    gumbel_gen = torch.Generator(device=device).manual_seed(train.seed)
+    gumbel_gen = torch.Generator(device=device).manual_seed(train.seed)  # the same draws on every rank
 
     state: dict[str, Any] = {"epoch": 0, "step": 0, "best": -math.inf, "best_epoch": 0, "trajectory": []}
-    best_weights = {k: v.detach().to("cpu", copy=True) for k, v in supernet.state_dict().items()}
+    best_weights = engine.state_dict()
     ckpt = run_dir / CHECKPOINT if run_dir else None
-    if ckpt is not None and ckpt.exists():
+    zero_dir = run_dir / "zero" / "search" if run_dir else None
+    if ckpt is not None and zero_dir is not None and distributed.broadcast_object(ckpt.exists()):
         saved = load_checkpoint(ckpt)
-        load_model_state(supernet, saved["supernet"], ckpt)
+        weights = saved.get("weights") or {"model": saved["supernet"], "optimizer": saved["w_opt"]}  # old files
+        engine.load(zero_dir, weights, ckpt)
         load_model_state(controllers, saved["controllers"], ckpt)
-        w_opt.load_state_dict(saved["w_opt"])
         a_opt.load_state_dict(saved["a_opt"])
-        torch.set_rng_state(saved["torch_rng"])
         gumbel_gen.set_state(saved["gumbel_rng"])
         state, best_weights = saved["state"], saved["best_supernet"]
         log(f"resuming search from {ckpt} after epoch {state['epoch']}")
@@ -206,47 +250,58 @@ def search(
     seconds = sum(e["seconds"] for e in state["trajectory"])
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        supernet.train()
+        torch.manual_seed(distributed.epoch_seed(train.seed, epoch, engine.rank))  # dropout masks
+        engine.set_training(True)
         steps = samples.steps(cfg.batch, np.random.default_rng([train.seed, epoch]), train.bucket)
-        bar = Progress(len(steps), f"search epoch {epoch}", enabled=train.progress)
+        bar = Progress(len(steps), f"search epoch {epoch}", enabled=train.progress and distributed.is_main())
         loss_sum, seen, l_t = 0.0, 0, controllers.decision()[1]
         for idx in steps:
-            inputs, targets = samples.get(idx)
-            loss = weight_step(supernet, controllers, w_opt, inputs, targets, state["step"], placement, gumbel_gen)
+            loss = weight_step(engine, controllers, idx, samples.counts, samples.get, state["step"], gumbel_gen)
             state["step"] += 1
-            n = int((targets > 0).sum())
-            loss_sum, seen = loss_sum + loss.item() * n, seen + n
+            n = int(samples.counts[idx].sum())
+            loss_sum, seen = loss_sum + loss * n, seen + n
             if state["step"] % cfg.arch_every == 0:
                 k = state["step"] // cfg.arch_every - 1  # architecture steps taken before this one
                 if cfg.arch_batch == "valid":
                     seqs, lengths, tgt = arch_batches.get(k)
+                    total = len(tgt)
+                    if engine.world_size > 1:  # this rank's share of the batch
+                        rows = torch.from_numpy(_my_share(total, engine)).to(device)
+                        seqs, lengths, tgt = seqs[rows], lengths[rows], tgt[rows]
                 else:  # the same training batch, one sample per target (its prefix inside the window)
-                    seqs, lengths, tgt = _window_targets(inputs, targets)
-                _, l_t = arch_step(
-                    supernet,
-                    controllers,
-                    a_opt,
-                    seqs,
-                    lengths,
-                    tgt,
-                    state["step"],
-                    cfg.lam,
-                    flops,
-                    placement,
-                    gumbel_gen,
-                )
+                    mine = np.concatenate(engine.my_parts(idx, samples.counts))
+                    seqs, lengths, tgt = _window_targets(*samples.get(mine)) if len(mine) else _no_rows(device)
+                    total = n
+                with engine.weights() as net:
+                    _, l_t = arch_step(
+                        cast(Supernet, net),
+                        controllers,
+                        a_opt,
+                        seqs,
+                        lengths,
+                        tgt,
+                        state["step"],
+                        cfg.lam,
+                        flops,
+                        placement,
+                        gumbel_gen,
+                        denominator=total,
+                        resource=engine.rank == 0,
+                    )
             bar.update(1, loss=loss_sum / max(seen, 1), tau=temperature(state["step"]))
         bar.close()
 
-        supernet.eval()
+        engine.set_training(False)
         with torch.no_grad():
             p, q = controllers(state["step"], noise=False)
+        with engine.weights() as net:
 
-        def score(seqs: Tensor, lengths: Tensor, p: Tensor = p, q: Tensor = q) -> Tensor:
-            with placement.autocast():
-                return supernet.score(seqs, lengths, p, q).float()
+            def score(seqs: Tensor, lengths: Tensor, p: Tensor = p, q: Tensor = q, net: nn.Module = net) -> Tensor:
+                with placement.autocast():
+                    return net.score(seqs, lengths, p, q).float()  # type: ignore[operator]
 
-        valid = evaluator.evaluate(score, "valid")
+            valid = evaluator.evaluate(score, "valid")
+        valid = distributed.broadcast_object(valid)  # rank 0's numbers pick the epoch on every rank
         candidates, depth = controllers.decision()
         epoch_seconds = time.perf_counter() - t0
         seconds += epoch_seconds
@@ -269,27 +324,44 @@ def search(
         state["epoch"] = epoch
         if valid[SELECTION_METRIC] > state["best"]:
             state["best"], state["best_epoch"] = valid[SELECTION_METRIC], epoch
-            best_weights = {k: v.detach().to("cpu", copy=True) for k, v in supernet.state_dict().items()}
+            best_weights = engine.state_dict()
         log(
             f"search epoch {epoch}: loss {entry['loss']:.4f}, valid {SELECTION_METRIC} {valid[SELECTION_METRIC]:.4f}, "
             f"E[FLOPs] {entry['expected_flops'] / 1e6:.2f}M, candidates {candidates}, depth {depth}, "
             f"tau {entry['tau']:.3f}, {epoch_seconds:.1f}s"
         )
-        if ckpt is not None:
-            save_checkpoint(
-                ckpt,
-                {
-                    "supernet": supernet.state_dict(),
-                    "best_supernet": best_weights,
-                    "controllers": controllers.state_dict(),
-                    "w_opt": w_opt.state_dict(),
-                    "a_opt": a_opt.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "gumbel_rng": gumbel_gen.get_state(),
-                    "state": state,
-                },
-            )
+        if ckpt is not None and zero_dir is not None:
+            tag = f"epoch-{epoch}"
+            weights = engine.save(zero_dir, tag)
+            if distributed.is_main():
+                save_checkpoint(
+                    ckpt,
+                    {
+                        "weights": weights,
+                        "best_supernet": best_weights,
+                        "controllers": controllers.state_dict(),
+                        "a_opt": a_opt.state_dict(),
+                        "gumbel_rng": gumbel_gen.get_state(),
+                        "state": state,
+                    },
+                )
+                engine.prune(zero_dir, keep=tag)
+            distributed.barrier()
 
+    with engine.weights() as net:
+        if net is not supernet:  # DeepSpeed trained a copy: hand the final weights back
+            supernet.load_state_dict(net.state_dict())
     best = state["trajectory"][state["best_epoch"] - 1]
     arch = derive_architecture(space, best["candidates"], best["depth"])
     return SearchOutcome(arch, best_weights, state["best_epoch"], state["step"], seconds, state["trajectory"])
+
+
+def _my_share(n_rows: int, engine: Engine) -> np.ndarray:
+    """This rank's rows of an architecture batch of `n_rows` sequences (contiguous, about equal)."""
+    rows = np.arange(n_rows)
+    return split_step(rows, np.ones(n_rows, dtype=np.int64), engine.world_size)[engine.rank]
+
+
+def _no_rows(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    empty = torch.zeros(0, dtype=torch.int64, device=device)
+    return empty[:, None], empty, empty

@@ -2,18 +2,19 @@
 
 Each epoch ends with a validation pass, `last.pt` (everything needed to resume) and, on improvement,
 `best.pt` (the model only). Started again on the same run directory, `fit` resumes after the last
-finished epoch; batch order is a pure function of (seed, epoch), so a resumed run takes the same steps.
+finished epoch; batch order and dropout seeds are pure functions of (seed, epoch), so a resumed run takes
+the same steps. The optimizer step goes through an engine (`dnsrec.train.engine`: plain torch or
+DeepSpeed ZeRO), on one process or several.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -23,9 +24,11 @@ from dnsrec.config import TrainConfig
 from dnsrec.data.sequences import SequenceData
 from dnsrec.evaluate import Evaluator
 from dnsrec.models import SASRec
+from dnsrec.train import distributed
 from dnsrec.train.batches import build_windows, pack_batches, prefix_batch, prefix_samples
-from dnsrec.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from dnsrec.train.checkpoint import load_checkpoint, save_checkpoint
 from dnsrec.train.device import Placement
+from dnsrec.train.engine import Engine, LossFn, make_engine
 from dnsrec.train.loss import item_cross_entropy
 from dnsrec.train.progress import Progress
 
@@ -102,14 +105,32 @@ class TrainingSamples:
         )
 
 
-def train_step(model: SASRec, inputs: Tensor, targets: Tensor, placement: Placement) -> Tensor:
-    """Loss of one step: one causal forward, CE at every position that holds a target."""
+def train_step(
+    model: SASRec, inputs: Tensor, targets: Tensor, placement: Placement, denominator: float | None = None
+) -> Tensor:
+    """Loss of one step: one causal forward, CE at every position that holds a target.
+
+    The summed CE is divided by `denominator` (default: this batch's targets, i.e. the mean).
+    """
     with placement.autocast():
         hidden = model(inputs)  # (B, N, d)
     mask = targets > 0
     return item_cross_entropy(
-        hidden[mask], model.output_weight, targets[mask], compute_dtype=torch.bfloat16 if placement.bf16 else None
+        hidden[mask],
+        model.output_weight,
+        targets[mask],
+        compute_dtype=torch.bfloat16 if placement.bf16 else None,
+        denominator=denominator,
     )
+
+
+def window_loss(placement: Placement) -> LossFn:
+    """`train_step` as an engine's loss function: (model, inputs, targets, denominator=) -> loss."""
+
+    def loss(model: SASRec, inputs: Tensor, targets: Tensor, *, denominator: float) -> Tensor:
+        return train_step(model, inputs, targets, placement, denominator)
+
+    return loss
 
 
 def fit(
@@ -120,69 +141,87 @@ def fit(
     run_dir: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> FitResult:
+    """Train `model` to early stop with the engine `cfg.engine`; on return it holds the best epoch's weights.
+
+    On several ranks every rank calls this with the same arguments: each takes its share of every step,
+    evaluates the same weights (rank 0's metrics decide, so all ranks stop together), and only rank 0
+    writes files. The resume state is `last.pt` (rank 0), plus for DeepSpeed a ZeRO checkpoint per rank
+    under `zero/fit/epoch-<n>`.
+    """
     placement = Placement.resolve(cfg.device, cfg.precision)
-    torch.manual_seed(cfg.seed)
+    log = distributed.main_only(log)
     model.to(placement.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    engine = make_engine(model, window_loss(placement), cfg, placement, batch=cfg.batch, weight_decay=cfg.weight_decay)
     samples = TrainingSamples(data, cfg.mode, placement.device)
-    score = scorer_of(model, placement)
 
     result = FitResult(best_epoch=0, epochs=0, stopped="max_epochs", best_valid={})
-    best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
+    best_state: dict[str, Tensor] = engine.state_dict()
     best = -math.inf
     last_path = run_dir / "last.pt" if run_dir else None
-    if last_path is not None and last_path.exists():
+    zero_dir = run_dir / "zero" / "fit" if run_dir else None
+    if last_path is not None and zero_dir is not None and distributed.broadcast_object(last_path.exists()):
         state = load_checkpoint(last_path)
-        load_model_state(model, state["model"], last_path)
-        opt.load_state_dict(state["optimizer"])
+        engine.load(zero_dir, state, last_path)
         best_state, best = state["best_model"], state["best"]
         result.history = [EpochLog(**h) for h in state["history"]]
         result.best_epoch, result.epochs = state["best_epoch"], state["epoch"]
         result.best_valid = result.history[result.best_epoch - 1].valid if result.best_epoch else {}
-        torch.set_rng_state(state["torch_rng"])
         log(f"resuming from {last_path} after epoch {result.epochs}")
 
-    log(f"training on {placement.describe()}: {samples.n_targets:,} targets per epoch, mode={cfg.mode}")
+    ranks = f", {engine.world_size} ranks" if engine.world_size > 1 else ""
+    log(
+        f"training on {placement.describe()}{ranks}, engine {_engine_name(engine)}: "
+        f"{samples.n_targets:,} targets per epoch, mode={cfg.mode}"
+    )
     started = time.perf_counter() - sum(h.train_seconds + h.eval_seconds for h in result.history)
     while (reason := _stop_reason(result, cfg, time.perf_counter() - started)) is None:
         epoch = result.epochs + 1
-        model.train()
+        torch.manual_seed(distributed.epoch_seed(cfg.seed, epoch, engine.rank))  # dropout masks
+        engine.set_training(True)
         steps = samples.steps(cfg.batch, np.random.default_rng([cfg.seed, epoch]), cfg.bucket)
-        bar = Progress(len(steps), f"epoch {epoch}", enabled=cfg.progress)
+        bar = Progress(len(steps), f"epoch {epoch}", enabled=cfg.progress and distributed.is_main())
         t0, loss_sum, seen = time.perf_counter(), 0.0, 0
         for idx in steps:
-            inputs, targets = samples.get(idx)
-            loss = train_step(model, inputs, targets, placement)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = engine.train_step(idx, samples.counts, samples.get)
             n = int(samples.counts[idx].sum())
-            loss_sum, seen = loss_sum + loss.item() * n, seen + n
+            loss_sum, seen = loss_sum + loss * n, seen + n
             bar.update(1, loss=loss_sum / seen, targets_per_s=seen / (time.perf_counter() - t0))
         bar.close()
         train_seconds = time.perf_counter() - t0
 
-        model.eval()
+        engine.set_training(False)
         t1 = time.perf_counter()
-        valid = evaluator.evaluate(score, "valid")
+        with engine.weights() as net:
+            valid = evaluator.evaluate(scorer_of(cast(SASRec, net), placement), "valid")
+        valid = distributed.broadcast_object(valid)  # rank 0's numbers decide, so every rank stops together
         eval_seconds = time.perf_counter() - t1
         entry = EpochLog(epoch, loss_sum / max(seen, 1), train_seconds, eval_seconds, seen / train_seconds, valid)
         result.history.append(entry)
         result.epochs = epoch
         if valid[SELECTION_METRIC] > best:
             best, result.best_epoch, result.best_valid = valid[SELECTION_METRIC], epoch, valid
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            if run_dir:
+            best_state = engine.state_dict()
+            if run_dir and distributed.is_main():
                 save_checkpoint(run_dir / "best.pt", best_state)
         log(
             f"epoch {epoch}: loss {entry.loss:.4f}, {train_seconds:.1f}s train, {eval_seconds:.1f}s eval, "
             f"valid {SELECTION_METRIC} {valid[SELECTION_METRIC]:.4f} (best {best:.4f} @ {result.best_epoch})"
         )
-        if last_path is not None:
-            save_checkpoint(last_path, _resume_state(model, opt, result, best_state, best))
+        if last_path is not None and zero_dir is not None:
+            tag = f"epoch-{epoch}"
+            entries = engine.save(zero_dir, tag)
+            if distributed.is_main():
+                save_checkpoint(last_path, {**entries, **_resume_state(result, best_state, best)})
+                engine.prune(zero_dir, keep=tag)
+            distributed.barrier()
     result.stopped = reason
     model.load_state_dict(best_state)
     return result
+
+
+def _engine_name(engine: Engine) -> str:
+    stage = getattr(engine, "zero_stage", None)
+    return engine.kind + (f" ZeRO-{stage}" if stage is not None else "")
 
 
 def _stop_reason(result: FitResult, cfg: TrainConfig, elapsed: float) -> str | None:
@@ -195,16 +234,11 @@ def _stop_reason(result: FitResult, cfg: TrainConfig, elapsed: float) -> str | N
     return None
 
 
-def _resume_state(
-    model: SASRec, opt: torch.optim.Optimizer, result: FitResult, best_state: dict[str, Tensor], best: float
-) -> dict[str, Any]:
+def _resume_state(result: FitResult, best_state: dict[str, Tensor], best: float) -> dict[str, Any]:
     return {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
         "best_model": best_state,
         "best": best,
         "best_epoch": result.best_epoch,
         "epoch": result.epochs,
         "history": [asdict(h) for h in result.history],
-        "torch_rng": torch.get_rng_state(),
     }

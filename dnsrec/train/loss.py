@@ -21,7 +21,13 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 25  # logits per chunk: 32M floats = 128 MiB in fp
 class _ChunkedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, hidden: Tensor, weight: Tensor, targets: Tensor, chunk_rows: int, compute_dtype: torch.dtype
+        ctx: Any,
+        hidden: Tensor,
+        weight: Tensor,
+        targets: Tensor,
+        chunk_rows: int,
+        compute_dtype: torch.dtype,
+        denominator: float,
     ) -> Tensor:
         m = hidden.shape[0]
         acc = torch.promote_types(hidden.dtype, torch.float32)  # fp32, or fp64 when given fp64
@@ -42,15 +48,15 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
             grad_weight += (p.T @ h).to(acc)
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.dtypes = (hidden.dtype, weight.dtype)
-        ctx.m = m
-        return total / m
+        ctx.denominator = denominator
+        return total / denominator
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         grad_hidden, grad_weight = ctx.saved_tensors
-        scale = grad_out / ctx.m
+        scale = grad_out / ctx.denominator
         h_dtype, w_dtype = ctx.dtypes
-        return (grad_hidden * scale).to(h_dtype), (grad_weight * scale).to(w_dtype), None, None, None
+        return (grad_hidden * scale).to(h_dtype), (grad_weight * scale).to(w_dtype), None, None, None, None
 
 
 def chunked_cross_entropy(
@@ -59,18 +65,23 @@ def chunked_cross_entropy(
     targets: Tensor,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     compute_dtype: torch.dtype | None = None,
+    denominator: float | None = None,
 ) -> Tensor:
     """Mean CE of `hidden @ weight.T` against `targets`, never holding all the logits at once.
 
     hidden (M, d), weight (V, d) (the output layer, tied to the item embedding), targets (M,) in
     0..V-1. `compute_dtype` is the matmul dtype (bf16 on a GPU under autocast); softmax, loss and
-    gradient accumulation are always fp32.
+    gradient accumulation are always fp32. `denominator` (default M) divides the summed CE: a micro-batch
+    or a rank's shard of a step divides by the step's target count, so the shards' gradients add up to
+    the gradient of the whole step's mean.
     """
     if hidden.shape[0] == 0:
         raise ValueError("chunked_cross_entropy needs at least one target")
     chunk_rows = max(1, chunk_elements // weight.shape[0])
     dtype = compute_dtype or hidden.dtype
-    loss: Tensor = _ChunkedCrossEntropy.apply(hidden, weight, targets, chunk_rows, dtype)
+    loss: Tensor = _ChunkedCrossEntropy.apply(
+        hidden, weight, targets, chunk_rows, dtype, float(denominator or hidden.shape[0])
+    )
     return loss
 
 

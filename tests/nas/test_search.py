@@ -6,19 +6,22 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
+from dnsrec.config import TrainConfig
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.controllers import Controllers, temperature
-from dnsrec.nas.search import ArchBatches, arch_step, candidate_flops, search, weight_step
+from dnsrec.nas.search import ArchBatches, arch_step, candidate_flops, search, supernet_loss, weight_step
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.pipeline import RunConfig, dnsrec_run
 from dnsrec.train.device import Placement
+from dnsrec.train.engine import make_engine
 
 # A tiny but real configuration: gowalla-100, d = 16, 2 layers, 1 search epoch, 2 retrain epochs.
 TINY = [
@@ -66,14 +69,16 @@ def changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
 def test_steps_touch_only_their_own_parameters() -> None:
     supernet, controllers, evaluator, space = setup()
     placement = Placement.resolve("cpu", "fp32")
-    w_opt = torch.optim.Adam(supernet.parameters(), lr=1e-2)
+    train = TrainConfig(lr=1e-2)
+    engine = make_engine(supernet, supernet_loss(placement), train, placement, batch=10**6, weight_decay=0.0)
     a_opt = torch.optim.Adam(controllers.parameters(), lr=1e-2)
     seqs, lengths, targets = ArchBatches(evaluator, 32, 0, torch.device("cpu")).get(0)
     window_targets = torch.zeros_like(seqs)
     window_targets[:, :-1] = seqs[:, 1:]
+    idx, counts = np.arange(len(seqs)), (window_targets > 0).sum(dim=1).numpy()
 
     w0, a0 = snapshot(supernet), snapshot(controllers)
-    weight_step(supernet, controllers, w_opt, seqs, window_targets, 5, placement)
+    weight_step(engine, controllers, idx, counts, lambda part: (seqs[part], window_targets[part]), 5)
     assert changed(w0, supernet) and not changed(a0, controllers)
 
     w1, a1 = snapshot(supernet), snapshot(controllers)
