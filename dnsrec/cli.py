@@ -38,18 +38,24 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
 
 def cmd_train(overrides: list[str], db: DbOptions) -> int:
     from dnsrec.pipeline import TrainRunConfig, train_run
+    from dnsrec.train import distributed
 
     raw = compose("train", overrides)
     cfg = TrainRunConfig.from_mapping(raw)
+    distributed.init_from_env(cfg.train.device)  # one of several ranks (torchrun, SLURM tasks), or alone
     run_dir = Path(raw.get("run_dir") or f"runs/train/{_stamp()}-{cfg.dataset.name}-{cfg.model.attention}")
-    print(f"run directory: {run_dir}")
+    run_dir = distributed.broadcast_object(run_dir)  # rank 0's name, should the clocks' seconds differ
+    main = distributed.is_main()
+    if main:
+        print(f"run directory: {run_dir}")
     result = train_run(cfg, run_dir)
-    _report(result, run_dir)
-    print(
-        f"{result.seconds_per_epoch:.2f} s/epoch; evaluation {result.eval_seconds['valid']:.2f} s valid, "
-        f"{result.eval_seconds['test']:.2f} s test"
-    )
-    _record(result, run_dir, db)
+    if main:  # rank 0 reports and records the run; the other ranks only trained
+        _report(result, run_dir)
+        print(
+            f"{result.seconds_per_epoch:.2f} s/epoch; evaluation {result.eval_seconds['valid']:.2f} s valid, "
+            f"{result.eval_seconds['test']:.2f} s test"
+        )
+        _record(result, run_dir, db)
     return 0
 
 
@@ -80,14 +86,19 @@ def _report(result: RunResult, run_dir: Path) -> None:
 
 def cmd_run(overrides: list[str], db: DbOptions) -> int:
     from dnsrec.pipeline import RunConfig, dnsrec_run
+    from dnsrec.train import distributed
 
     raw = compose("run", overrides)
     cfg = RunConfig.from_mapping(raw)
-    run_dir = Path(raw.get("run_dir") or f"runs/run/{_stamp()}-{cfg.dataset.name}")
-    print(f"run directory: {run_dir}")
+    distributed.init_from_env(cfg.train.device)  # one of several ranks (torchrun, SLURM tasks), or alone
+    run_dir = distributed.broadcast_object(Path(raw.get("run_dir") or f"runs/run/{_stamp()}-{cfg.dataset.name}"))
+    main = distributed.is_main()
+    if main:
+        print(f"run directory: {run_dir}")
     result = dnsrec_run(cfg, run_dir)
-    _report(result, run_dir)
-    _record(result, run_dir, db)
+    if main:  # rank 0 reports and records the run; the other ranks only trained
+        _report(result, run_dir)
+        _record(result, run_dir, db)
     return 0
 
 
@@ -153,15 +164,21 @@ def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
 def cmd_retrain(arch_path: str, overrides: list[str], db: DbOptions) -> int:
     from dnsrec.nas.architecture import Architecture
     from dnsrec.pipeline import RunConfig, retrain_run
+    from dnsrec.train import distributed
 
     arch = Architecture.read(Path(arch_path))
     raw = compose("run", overrides)
     cfg = RunConfig.from_mapping(raw)
+    distributed.init_from_env(cfg.train.device)  # one of several ranks (torchrun, SLURM tasks), or alone
     run_dir = Path(raw.get("run_dir") or f"runs/retrain/{_stamp()}-{cfg.dataset.name}")
-    print(f"run directory: {run_dir}")
+    run_dir = distributed.broadcast_object(run_dir)
+    main = distributed.is_main()
+    if main:
+        print(f"run directory: {run_dir}")
     result = retrain_run(arch, cfg, run_dir)
-    _report(result, run_dir)
-    _record(result, run_dir, db)
+    if main:  # rank 0 reports and records the run; the other ranks only trained
+        _report(result, run_dir)
+        _record(result, run_dir, db)
     return 0
 
 

@@ -1,14 +1,17 @@
 """Two processes (gloo) against one: DeepSpeed ZeRO-2 steps via torchrun, a whole DNS-Rec run (search +
-retrain) as the two tasks of a SLURM job would start it."""
+retrain) as the two tasks of a SLURM job would start it, and the CLI under torchrun."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from train_support import load_worker, slurm_tasks, torchrun
+from train_support import load_worker, rank_env, slurm_tasks, torchrun
 
 # Search and retrain small enough for CI, dropout 0 so that one process and two compute the same thing.
 RUN = [
@@ -25,6 +28,8 @@ RUN = [
     "retrain.batch=1024",
     "train.progress=false",
 ]
+TRAIN = ["dataset=gowalla-100", "model.d=16", "model.inner=16", "model.layers=1", "model.heads=2", "batch=1024"]
+TRAIN += ["train.progress=false"]
 
 
 def max_diff(a: list[float] | list[list[float]], b: list[float] | list[list[float]]) -> float:
@@ -76,3 +81,18 @@ def test_dnsrec_run_on_two_slurm_tasks_matches_one_process(tmp_path: Path) -> No
         assert tags == [f"epoch-{2}"], tags  # only the checkpoint the resume file points at is kept
         shards = list((run_dir / "zero" / stage / tags[0]).glob("*optim_states.pt"))
         assert len(shards) == 2
+
+
+def test_cli_on_two_torchrun_ranks_records_once(tmp_path: Path) -> None:
+    """`dnsrec train` started twice by torchrun (torch engine, gradients averaged by hand): one run
+    directory, one report, one database record."""
+    db = tmp_path / "results.db"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dnsrec.cli"]
+    args = ["train", *TRAIN, "train.max_epochs=1", f"run_dir={tmp_path / 'run'}", "--db", f"sqlite:///{db}"]
+    proc = subprocess.run([*cmd, *args], env=rank_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.count("run directory:") == 1 and proc.stdout.count("recorded as run") == 1
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["environment"]["ranks"] == "2" and result["epochs"] == 1
+    with sqlite3.connect(db) as con:
+        assert con.execute("select count(*) from dnsrec_runs").fetchone()[0] == 1
