@@ -113,3 +113,37 @@ def test_a_multirun_grid_is_one_job_array_and_every_point_is_recorded(
     assert len({r.slurm_array_job_id for r in runs}) == 1 and {r.slurm_array_task_id for r in runs} == {0, 1}
     array = runs[0].slurm_array_job_id
     assert slurm_cluster.wait_states(array, n=2) == {f"{array}_0": "COMPLETED", f"{array}_1": "COMPLETED"}
+
+
+def test_a_preempted_trial_is_requeued_and_resumes_from_its_checkpoint(
+    slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """Preemption as SLURM does it (SIGTERM, then submitit's USR2), sent by hand once the search has written
+    its first epoch checkpoint: the task requeues itself, the run resumes, and the trial completes as one."""
+    env = env_for(tmp_path, **slurm_cluster.env)
+    args = ["sweep", *sweep_args("preempt", 1, 1, *SLURM, "search.epochs=3", "sweep.poll_seconds=1")]
+    proc = start_dnsrec(args, tmp_path, env)
+    seen: list[str] = []
+    deadline = time.monotonic() + 180
+    job_id = None
+    while job_id is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen.append(line)
+        found = re.search(r"trial 0 submitted as job (\S+):", line)
+        job_id = found.group(1) if found else None
+    assert job_id, "".join(seen)
+    checkpoint = tmp_path / "runs" / "sweeps" / "preempt" / "trial-0000" / "search.pt"
+    while not checkpoint.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)
+        time.sleep(0.2)
+    slurm_cluster.run("scancel", "--signal=SIGTERM", job_id)
+    slurm_cluster.run("scancel", "--signal=USR2", job_id)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, "".join(seen) + out
+
+    trials = study_trials(tmp_path / "results.db", "preempt")
+    assert states(trials) == {"COMPLETE": 1}
+    history = slurm_cluster.run("sacct", "-D", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,State").stdout.split()
+    assert len(history) >= 2 and any("REQUEUED" in h or "PREEMPTED" in h for h in history), history
+    log = next((tmp_path / "runs" / "sweeps" / "preempt" / "jobs").glob(f"{job_id}/*_log.out")).read_text()
+    assert "resum" in log.lower(), log[-2000:]
