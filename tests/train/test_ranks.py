@@ -77,8 +77,8 @@ def test_dnsrec_run_on_two_slurm_tasks_matches_one_process(tmp_path: Path) -> No
     assert result["config"]["train"]["engine"] == "deepspeed"
     assert {"search.pt", "last.pt", "best.pt", "architecture.json"} <= {p.name for p in run_dir.iterdir()}
     for stage in ("search", "fit"):
-        tags = [p.name for p in (run_dir / "zero" / stage).iterdir()]
-        assert tags == [f"epoch-{2}"], tags  # only the checkpoint the resume file points at is kept
+        tags = [p.name for p in (run_dir / "zero" / stage).iterdir() if p.is_dir()]
+        assert tags == ["epoch-2"], tags  # only the checkpoint the resume file points at is kept
         shards = list((run_dir / "zero" / stage / tags[0]).glob("*optim_states.pt"))
         assert len(shards) == 2
 
