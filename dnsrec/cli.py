@@ -146,7 +146,8 @@ def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
 
     summary = run_sweep(compose("sweep", overrides), db_url)
     print(summary.status_line)
-    what = "Pareto front (validation NDCG@10 up, FLOPs down)" if len(summary.best) > 1 else "best trial"
+    two = bool(summary.best) and len(summary.best[0]["values"]) > 1
+    what = "Pareto front (validation NDCG@10 up, FLOPs down)" if two else "best trial"
     print(f"{what}:")
     for row in summary.best:
         values = ", ".join(f"{v:.4g}" for v in row["values"])

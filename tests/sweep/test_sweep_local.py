@@ -153,3 +153,16 @@ def test_single_objective_with_a_flops_budget_records_the_constraint(tmp_path: P
     assert [row["trial"] for row in summary.best] == expected
     if not within:
         assert "no trial within the FLOPs budget yet" in summary.status_line
+
+
+def test_a_trial_asking_for_two_ranks_is_one_two_rank_deepspeed_run(tmp_path: Path) -> None:
+    """`launcher.resources.ranks=2` (on GPUs: `gpus=2`) with `train.engine=deepspeed`: the trial's job is two
+    processes with torchrun's variables, one gloo process group, ZeRO-2; rank 0's result is the trial's."""
+    extra = [f"sweep.root={tmp_path / 'sweeps'}", "launcher.resources.ranks=2", "train.engine=deepspeed"]
+    summary = run_sweep(compose("sweep", sweep_args("ranks", 1, 1, *extra)), f"sqlite:///{tmp_path / 'r.db'}")
+    assert summary.complete == 1
+    (trial,) = study_trials(tmp_path / "r.db", "ranks")
+    result = RunResult.read(Path(trial.user_attrs["run_dir"]) / "result.json")
+    assert result.environment["ranks"] == "2" and result.config["train"]["engine"] == "deepspeed"
+    log = next((tmp_path / "sweeps" / "ranks" / "jobs").glob("*.log")).read_text()
+    assert "2 ranks, engine deepspeed ZeRO-2" in log
