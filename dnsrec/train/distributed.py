@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -108,7 +109,16 @@ def init_from_env(device: str = "auto") -> DistEnv:
     os.environ.update(exported)
     if cuda:
         torch.cuda.set_device(local_device)
-    dist.init_process_group("nccl" if cuda else "gloo", init_method="env://", rank=env.rank, world_size=env.world_size)
+    backend = "nccl" if cuda else "gloo"
+    # One line per rank before the wait: a rank that never comes (e.g. a k-task SLURM job started without
+    # srun, so only one process runs) shows up as this line alone in the job's log.
+    print(
+        f"dnsrec: rank {env.rank} of {env.world_size} ({env.source}) joining {exported['MASTER_ADDR']}:"
+        f"{exported['MASTER_PORT']} ({backend})",
+        file=sys.stderr,
+        flush=True,
+    )
+    dist.init_process_group(backend, init_method="env://", rank=env.rank, world_size=env.world_size)
     return env
 
 

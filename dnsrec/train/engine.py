@@ -98,16 +98,16 @@ class Engine(ABC):
         """One optimizer step on the global batch `idx`; `batch_of(part)` gives a part's loss arguments.
         Returns the step's mean loss (the same on every rank)."""
         denominator = float(counts[idx].sum()) / self.world_size
-        local = torch.zeros((), dtype=torch.float64)
+        local = torch.zeros((), dtype=torch.float64, device=self.device)  # summed on the device: one sync
         for part in self.my_parts(idx, counts):
             empty = len(part) == 0
             loss = self.forward(*batch_of(idx[:1] if empty else part), denominator=denominator)
             if empty:
                 loss = loss * 0.0  # takes part in the collectives, changes no gradient
             self.backward(loss)
-            local += loss.detach().double().cpu()
+            local += loss.detach().double()
         self.step()
-        return float(distributed.all_reduce_sum(local.to(self.device)).item()) / self.world_size
+        return float(distributed.all_reduce_sum(local).item()) / self.world_size
 
     @property
     @abstractmethod
