@@ -34,7 +34,7 @@ def steps(n_steps: int = 24, batch: int = 256, **train: Any) -> dict[str, Any]:
     model = SASRec(
         SASRecConfig(n_items=data.n_items, max_len=data.max_len, d=16, inner=32, n_layers=2, n_heads=2, dropout=0.0)
     )
-    cfg = TrainConfig(lr=1e-2, batch=batch, **train)
+    cfg = TrainConfig(lr=1e-3, batch=batch, **train)
     engine = make_engine(model, window_loss(placement), cfg, placement, batch=batch, weight_decay=0.0)
     samples = TrainingSamples(data, "window", placement.device)
     losses: list[float] = []
