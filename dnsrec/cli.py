@@ -119,10 +119,10 @@ def cmd_multirun(command: str, overrides: list[str], db: DbOptions) -> int:
         from dnsrec.pipeline import RunConfig, TrainRunConfig, dnsrec_run, train_run
 
         logging.getLogger("alembic").setLevel(logging.WARNING)  # Hydra sets INFO on the root logger
-        raw = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(raw, dict)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(resolved, dict)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
-        raw = {str(k): v for k, v in raw.items() if k != "run_dir"}
+        raw: dict[str, Any] = {str(k): v for k, v in resolved.items() if k != "run_dir"}
         if command == "train":
             result = train_run(TrainRunConfig.from_mapping(raw), run_dir)
         else:
