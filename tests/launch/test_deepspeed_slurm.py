@@ -70,3 +70,16 @@ def test_two_task_deepspeed_retrain_job(
     shards = sorted(p.name for p in (run_dir / "zero" / "fit" / "epoch-2").glob("*optim_states.pt"))
     assert len(shards) == 2, shards  # one ZeRO-2 optimizer partition per rank
     assert slurm_cluster.wait_states(job.job_id)[job.job_id] == "COMPLETED"
+
+    # the caller records it like any run (here: as `dnsrec results ingest` does for a job run elsewhere)
+    from dnsrec.results import SlurmInfo, open_store
+
+    store = open_store()
+    try:
+        row = store.get_run(store.ingest(run_dir, launcher="slurm", slurm=SlurmInfo(job.job_id)))
+    finally:
+        store.close()
+    assert (row.status, row.stage, row.launcher, row.slurm_job_id) == ("COMPLETE", "retrain", "slurm", job.job_id)
+    assert row.environment["ranks"] == "2" and row.metrics["test/pop100/ndcg@10"] == pytest.approx(
+        result["metrics"]["test"]["pop100/ndcg@10"]
+    )
