@@ -6,25 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_runs import TINY_TRAIN
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
 from dnsrec.pipeline import TrainRunConfig, train_run
 from dnsrec.result import RunResult
 
-TINY = [
-    "dataset=gowalla-100",
-    "model.d=16",
-    "model.inner=16",
-    "model.layers=1",
-    "model.heads=2",
-    "batch=1024",
-    "train.progress=false",
-]
-
 
 def tiny_config(*extra: str) -> TrainRunConfig:
-    return TrainRunConfig.from_mapping(compose("train", [*TINY, *extra]))
+    return TrainRunConfig.from_mapping(compose("train", [*TINY_TRAIN, *extra]))
 
 
 def test_train_run_writes_a_complete_result(tmp_path: Path) -> None:
@@ -54,7 +45,7 @@ def test_resume_reaches_the_uninterrupted_result(tmp_path: Path) -> None:
 
 
 def test_cli_trains_and_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["train", *TINY, "train.max_epochs=1", f"run_dir={tmp_path}"]) == 0
+    assert main(["train", *TINY_TRAIN, "train.max_epochs=1", f"run_dir={tmp_path}"]) == 0
     out = capsys.readouterr().out
     assert "pop100/ndcg@10" in out and "full/recall@10" in out and "valid" in out and "test" in out
     assert json.loads((tmp_path / "result.json").read_text())["schema_version"] == 1
@@ -67,7 +58,7 @@ def test_cli_trains_and_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFix
 def test_cli_bad_input_is_one_clear_line(
     override: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["train", *TINY, override, f"run_dir={tmp_path}"]) == 2
+    assert main(["train", *TINY_TRAIN, override, f"run_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dnsrec: error:") and expected in err and "Traceback" not in err
     assert not (tmp_path / "result.json").exists()
@@ -75,5 +66,5 @@ def test_cli_bad_input_is_one_clear_line(
 
 def test_cli_unknown_dataset_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A dataset group file with an unknown preset name reaches the loader, which lists the known names.
-    assert main(["train", *TINY, "dataset.name=ml-10m", f"run_dir={tmp_path}"]) == 2
+    assert main(["train", *TINY_TRAIN, "dataset.name=ml-10m", f"run_dir={tmp_path}"]) == 2
     assert "ml-10m" in capsys.readouterr().err

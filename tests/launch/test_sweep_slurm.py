@@ -3,19 +3,14 @@ states read from sacct, a cancelled job failed with its reason and retried, grid
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from slurm_support import SlurmCluster
+from sweep_support import dnsrec, env_for, start_dnsrec, states, study_trials, sweep_args, wait_for_line
+from tiny_runs import TINY_RUN
 
 from dnsrec.results import RunFilter, open_store
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "sweep"))
-from sweep_support import TINY_RUN, dnsrec, env_for, start_dnsrec, states, study_trials, sweep_args  # noqa: E402
 
 SLURM = ["launcher=slurm", "launcher.resources.cpus=1", "launcher.resources.mem_gb=1", "launcher.resources.time_min=10"]
 
@@ -59,14 +54,8 @@ def test_a_scancelled_job_fails_its_trial_with_the_reason_and_is_retried(
     args = ["sweep", *sweep_args("scancel", 2, 2, *SLURM, "sweep.poll_seconds=1")]
     proc = start_dnsrec(args, tmp_path, env)
     seen: list[str] = []
-    job_id = None
+    job_id = wait_for_line(proc, r"trial 0 submitted as job (\S+):", seen).group(1)
     deadline = time.monotonic() + 120
-    while job_id is None and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        seen.append(line)
-        found = re.search(r"trial 0 submitted as job (\S+):", line)
-        job_id = found.group(1) if found else None
-    assert job_id, "".join(seen)
     while slurm_cluster.run("squeue", "-h", "-j", job_id, "-o", "%T").stdout.strip() != "RUNNING":
         assert time.monotonic() < deadline, "".join(seen)
         time.sleep(0.5)
@@ -104,9 +93,7 @@ def test_a_multirun_grid_is_one_job_array_and_every_point_is_recorded(
         f"hydra.launcher.partition={slurm_cluster.partition}", "hydra.launcher.timeout_min=10",
         "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
     ]  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "dnsrec.cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
+    done = dnsrec(args, tmp_path, env, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     runs = _runs(tmp_path / "results.db")
     assert sorted(r.gate_layers for r in runs) == [0, 2] and {r.status for r in runs} == {"COMPLETE"}
@@ -124,14 +111,8 @@ def test_a_preempted_trial_is_requeued_and_resumes_from_its_checkpoint(
     args = ["sweep", *sweep_args("preempt", 1, 1, *SLURM, "search.epochs=3", "sweep.poll_seconds=1")]
     proc = start_dnsrec(args, tmp_path, env)
     seen: list[str] = []
+    job_id = wait_for_line(proc, r"trial 0 submitted as job (\S+):", seen).group(1)
     deadline = time.monotonic() + 180
-    job_id = None
-    while job_id is None and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        seen.append(line)
-        found = re.search(r"trial 0 submitted as job (\S+):", line)
-        job_id = found.group(1) if found else None
-    assert job_id, "".join(seen)
     checkpoint = tmp_path / "runs" / "sweeps" / "preempt" / "trial-0000" / "search.pt"
     while not checkpoint.exists():
         assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)

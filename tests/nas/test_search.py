@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_runs import TINY_RUN
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
@@ -23,23 +24,11 @@ from dnsrec.pipeline import RunConfig, dnsrec_run
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import make_engine
 
-# A tiny but real configuration: gowalla-100, d = 16, 2 layers, 1 search epoch, 2 retrain epochs.
-TINY = [
-    "dataset=gowalla-100",
-    "dataset.d=16",
-    "dataset.inner=32",
-    "search.layers=2",
-    "search.epochs=1",
-    "search.batch=512",
-    "retrain.max_epochs=2",
-    "retrain.batch=1024",
-    "train.progress=false",
-]
 QUIET = {"log": lambda _: None}
 
 
 def tiny(*extra: str) -> RunConfig:
-    return RunConfig.from_mapping(compose("run", [*TINY, *extra]))
+    return RunConfig.from_mapping(compose("run", [*TINY_RUN, *extra]))
 
 
 def setup(lam_gates: int = 1) -> tuple[Supernet, Controllers, Evaluator, SearchSpace]:
@@ -140,7 +129,7 @@ def test_whole_run_result_and_resume(tmp_path: Path) -> None:
 def test_retrain_cli_from_architecture_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     arch = {"d": 16, "inner": 32, "head_dim": 4, "hidden": [8], "inner_widths": [16], "gate_layers": 1}
     (tmp_path / "arch.json").write_text(json.dumps(arch))
-    assert main(["retrain", str(tmp_path / "arch.json"), *TINY, f"run_dir={tmp_path / 'r'}"]) == 0
+    assert main(["retrain", str(tmp_path / "arch.json"), *TINY_RUN, f"run_dir={tmp_path / 'r'}"]) == 0
     result = json.loads((tmp_path / "r" / "result.json").read_text())
     assert result["stage"] == "retrain" and result["architecture"]["hidden"] == [8]
     assert "pop100/ndcg@10" in capsys.readouterr().out
@@ -159,7 +148,7 @@ def test_retrain_cli_from_architecture_file(tmp_path: Path, capsys: pytest.Captu
 def test_bad_run_input_is_refused_at_start(
     override: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["run", *TINY, override, f"run_dir={tmp_path}"]) == 2
+    assert main(["run", *TINY_RUN, override, f"run_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dnsrec: error:") and message in err and "Traceback" not in err
     assert not (tmp_path / "result.json").exists() and not (tmp_path / "search.pt").exists()

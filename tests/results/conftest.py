@@ -18,13 +18,13 @@ import pytest
 from results_support import (
     BACKENDS,
     DATA_DIR,
-    TINY_RUN,
     PostgresServer,
     PostgresUnavailable,
     build_result,
     new_database,
     running_postgres,
 )
+from tiny_runs import TINY_RUN
 
 from dnsrec.results import ResultStore, open_store
 

@@ -23,16 +23,6 @@ import pytest
 from dnsrec.result import RunResult
 
 BACKENDS = ("sqlite", "postgresql")
-# The README's tiny real run: gowalla-100, d = 16, 2 layers, 1 search epoch, 2 retraining epochs (~20 s).
-TINY_RUN = [
-    "dataset=gowalla-100",
-    "dataset.d=16",
-    "dataset.inner=32",
-    "search.layers=2",
-    "search.epochs=1",
-    "retrain.max_epochs=2",
-    "train.progress=false",
-]
 DATA_DIR = Path(os.environ.get("DNSREC_DATA_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+
+from sweep_support import sweep_args
 
 from dnsrec.compose import compose
 from dnsrec.results import RunFilter, open_store
 from dnsrec.sweep import run_sweep
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sweep"))
-from sweep_support import sweep_args
 
 
 def test_a_sweep_on_postgresql_keeps_study_and_results_in_one_database(pg_url: str, tmp_path: Path) -> None:

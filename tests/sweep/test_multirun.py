@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweep_support import TINY_RUN, dnsrec, env_for
+from sweep_support import dnsrec, env_for
+from tiny_runs import TINY_RUN
 
 from dnsrec.results import RunFilter, open_store
 

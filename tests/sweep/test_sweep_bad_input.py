@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sweep_support import TINY_RUN
+from tiny_runs import TINY_RUN
 
 from dnsrec.cli import main
 

@@ -4,13 +4,11 @@ recorded in the results database, with crashes, interruptions and restarts of th
 from __future__ import annotations
 
 import os
-import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
-from sweep_support import dnsrec, env_for, start_dnsrec, states, study_trials, sweep_args
+from sweep_support import dnsrec, env_for, start_dnsrec, states, study_trials, sweep_args, wait_for_line
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
@@ -55,25 +53,11 @@ def test_local_sweep_of_six_trials_two_in_flight_is_recorded_and_queryable(
     assert "of 6 complete runs on the valid/pop100/ndcg@10 vs flops front" in front
 
 
-def _wait_for(proc, pattern: str, seen: list[str], timeout: float = 120) -> re.Match[str]:
-    """Read the driver's output until a line matches."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        found = re.search(pattern, line)
-        if found:
-            return found
-    raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(seen)}")
-
-
 def test_a_crashed_worker_fails_its_trial_with_the_reason_and_is_retried(tmp_path: Path) -> None:
     env = env_for(tmp_path)
     proc = start_dnsrec(["sweep", *sweep_args("crash", 3, 2)], tmp_path, env)
     seen: list[str] = []
-    pid = int(_wait_for(proc, r"trial 0 submitted as job (\d+)", seen).group(1))
+    pid = int(wait_for_line(proc, r"trial 0 submitted as job (\d+)", seen).group(1))
     os.kill(pid, signal.SIGKILL)  # a real crash of the worker process (out of memory, node trouble)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, "".join(seen) + out
@@ -96,7 +80,7 @@ def test_interrupted_and_killed_drivers_continue_to_exactly_the_requested_trials
     # Ctrl-C: jobs cancelled, their trials FAILED with the reason and queued again, nothing RUNNING
     proc = start_dnsrec(args, tmp_path, env)
     seen: list[str] = []
-    _wait_for(proc, r"trial 1 submitted", seen)
+    wait_for_line(proc, r"trial 1 submitted", seen)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, "".join(seen) + out
@@ -109,7 +93,7 @@ def test_interrupted_and_killed_drivers_continue_to_exactly_the_requested_trials
     # kill -9 after one trial completes: its in-flight trials stay RUNNING in the study ...
     proc = start_dnsrec(args, tmp_path, env)
     seen = []
-    _wait_for(proc, r"trial \d+ complete", seen, timeout=180)
+    wait_for_line(proc, r"trial \d+ complete", seen, timeout=180)
     proc.kill()
     proc.communicate(timeout=60)
     killed = study_trials(db, "resume")

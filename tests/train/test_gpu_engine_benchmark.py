@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
+from train_support import load_module
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_engine.py"
 
 
 def benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gpu_engine", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(SCRIPT)
 
 
 def test_cpu_smoke_mode_compares_both_engines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

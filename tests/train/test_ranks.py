@@ -11,25 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from train_support import load_worker, rank_env, slurm_tasks, torchrun
+from tiny_runs import TINY_TRAIN
+from train_support import TWO_RANK_RUN, load_worker, rank_env, slurm_tasks, torchrun
 
-# Search and retrain small enough for CI, dropout 0 so that one process and two compute the same thing.
-RUN = [
-    "dataset=gowalla-100",
-    "dataset.d=16",
-    "dataset.inner=32",
-    "dropout=0.0",
-    "search.layers=2",
-    "search.epochs=2",
-    "search.batch=512",
-    "search.arch_every=2",
-    "search.arch_batch_size=24",
-    "retrain.max_epochs=2",
-    "retrain.batch=1024",
-    "train.progress=false",
-]
-TRAIN = ["dataset=gowalla-100", "model.d=16", "model.inner=16", "model.layers=1", "model.heads=2", "batch=1024"]
-TRAIN += ["train.progress=false"]
+RUN = [*TWO_RANK_RUN, "search.epochs=2", "search.arch_every=2"]
+TRAIN = TINY_TRAIN
 
 
 def max_diff(a: list[float] | list[list[float]], b: list[float] | list[list[float]]) -> float:

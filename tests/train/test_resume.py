@@ -6,24 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from train_support import slurm_tasks
+from tiny_runs import TINY_TRAIN
+from train_support import TWO_RANK_RUN, slurm_tasks
 
 from dnsrec.compose import compose
 from dnsrec.errors import CheckpointError
 from dnsrec.pipeline import TrainRunConfig, train_run
 from dnsrec.train import loop
 
-TINY = [
-    "dataset=gowalla-100",
-    "model.d=16",
-    "model.inner=16",
-    "model.layers=1",
-    "model.heads=2",
-    "batch=1024",
-    "train.progress=false",
-    "train.engine=deepspeed",
-    "train.zero_stage=2",
-]
+TINY = [*TINY_TRAIN, "train.engine=deepspeed", "train.zero_stage=2"]
 QUIET = {"log": lambda _: None}
 
 
@@ -76,19 +67,7 @@ def test_resume_with_another_engine_is_refused(tmp_path: Path) -> None:
 
 
 # A DNS-Rec run on two ranks, stopped after its first search epoch, then resumed on the same directory.
-RUN = [
-    "dataset=gowalla-100",
-    "dataset.d=16",
-    "dataset.inner=32",
-    "dropout=0.0",
-    "search.layers=2",
-    "search.batch=512",
-    "search.arch_batch_size=24",
-    "retrain.batch=1024",
-    "retrain.max_epochs=2",
-    "train.progress=false",
-    "train.engine=deepspeed",
-]
+RUN = [*TWO_RANK_RUN, "train.engine=deepspeed"]
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from tiny_runs import TINY_RUN
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 RANK_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -23,13 +24,22 @@ RANK_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADD
 EXTENSIONS = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "dnsrec-torch-extensions"))
 
 
-def load_worker() -> ModuleType:
-    """dist_worker imported in this process: the single-process reference runs the same code."""
-    spec = importlib.util.spec_from_file_location("dist_worker", WORKER)
+# DNS-Rec search + retrain on two ranks: the tiny run, dropout 0 so one process and two compute the same thing
+TWO_RANK_RUN = [*TINY_RUN, "dropout=0.0", "search.arch_batch_size=24"]
+
+
+def load_module(path: Path) -> ModuleType:
+    """A script of the repo (not a package module) imported in this process."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_worker() -> ModuleType:
+    """dist_worker imported in this process: the single-process reference runs the same code."""
+    return load_module(WORKER)
 
 
 def free_port() -> int:

@@ -1,25 +1,17 @@
-"""A tiny but real sweep: gowalla-100 (100 users of the real Gowalla check-ins), a small supernet, one
-search epoch and one retraining epoch, so one trial is a few seconds on one core."""
+"""Sweeps in tests: the tiny real run of `tiny_runs` per trial (a few seconds on one core), the `dnsrec`
+command run as a user runs it, and readers of the resulting Optuna study."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-TINY_RUN = [
-    "dataset=gowalla-100",
-    "dataset.d=16",
-    "dataset.inner=32",
-    "search.layers=2",
-    "search.epochs=1",
-    "search.batch=512",
-    "retrain.max_epochs=1",
-    "retrain.batch=1024",
-    "train.eval_batch=128",
-]
+from tiny_runs import TINY_RUN
 
 
 def sweep_args(name: str, trials: int, parallel: int = 2, *extra: str) -> list[str]:
@@ -73,3 +65,18 @@ def states(trials: list[Any]) -> dict[str, int]:
     for t in trials:
         out[t.state.name] = out.get(t.state.name, 0) + 1
     return out
+
+
+def wait_for_line(proc: subprocess.Popen[str], pattern: str, seen: list[str], timeout: float = 120) -> re.Match[str]:
+    """Read a running command's output (kept in `seen`) until a line matches `pattern`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        found = re.search(pattern, line)
+        if found:
+            return found
+    raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(seen)}")
