@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from dnsrec.config import TrainConfig
+from dnsrec.config import ModelConfig, TrainConfig
 from dnsrec.data import load_dataset
-from dnsrec.models import SASRec, SASRecConfig
+from dnsrec.pipeline import build_model
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import make_engine
 from dnsrec.train.loop import TrainingSamples, window_loss
@@ -60,18 +60,8 @@ def measure(engine_name: str, args: argparse.Namespace, data: Any, placement: Pl
     samples = TrainingSamples(data, "window", placement.device)
     steps = step_indices(samples, args.batch, args.warmup + args.steps)
     torch.manual_seed(0)
-    model = SASRec(
-        SASRecConfig(
-            n_items=data.n_items,
-            max_len=data.max_len,
-            d=args.d,
-            inner=args.inner,
-            n_layers=args.layers,
-            n_heads=args.heads,
-            dropout=0.2,
-            attention=args.attention,
-        )
-    ).to(placement.device)
+    shape = ModelConfig(attention=args.attention, d=args.d, inner=args.inner, layers=args.layers, heads=args.heads)
+    model = build_model(shape, data).to(placement.device)
     if placement.device.type == "cuda":
         gc.collect()  # the other engine's model and optimizer state
         torch.cuda.empty_cache()
