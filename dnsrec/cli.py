@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,25 +39,29 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
 
 def cmd_train(overrides: list[str], db: DbOptions) -> int:
     from dnsrec.pipeline import TrainRunConfig, train_run
-    from dnsrec.train import distributed
 
     raw = compose("train", overrides)
     cfg = TrainRunConfig.from_mapping(raw)
-    distributed.init_from_env(cfg.train.device)  # one of several ranks (torchrun, SLURM tasks), or alone
     run_dir = Path(raw.get("run_dir") or f"runs/train/{_stamp()}-{cfg.dataset.name}-{cfg.model.attention}")
-    run_dir = distributed.broadcast_object(run_dir)  # rank 0's name, should the clocks' seconds differ
+    _run_and_record(lambda d: train_run(cfg, d), run_dir, cfg.train.device, db)
+    return 0
+
+
+def _run_and_record(run: Callable[[Path], RunResult], run_dir: Path, device: str, db: DbOptions) -> None:
+    """One run, on this process alone or as one of several ranks (torchrun, SLURM tasks): every rank runs
+    in rank 0's run directory (should the clocks' seconds in a default name differ); rank 0 alone reports
+    and records the result."""
+    from dnsrec.train import distributed
+
+    distributed.init_from_env(device)
+    run_dir = distributed.broadcast_object(run_dir)
     main = distributed.is_main()
     if main:
         print(f"run directory: {run_dir}")
-    result = train_run(cfg, run_dir)
-    if main:  # rank 0 reports and records the run; the other ranks only trained
+    result = run(run_dir)
+    if main:
         _report(result, run_dir)
-        print(
-            f"{result.seconds_per_epoch:.2f} s/epoch; evaluation {result.eval_seconds['valid']:.2f} s valid, "
-            f"{result.eval_seconds['test']:.2f} s test"
-        )
         _record(result, run_dir, db)
-    return 0
 
 
 def _report(result: RunResult, run_dir: Path) -> None:
@@ -81,24 +86,20 @@ def _report(result: RunResult, run_dir: Path) -> None:
         + f"; best epoch {result.best_epoch} of {result.epochs} ({result.stopped}); "
         + f"peak memory {result.peak_memory_mb:.0f} MB"
     )
+    print(
+        f"{result.seconds_per_epoch:.2f} s/epoch; evaluation {result.eval_seconds['valid']:.2f} s valid, "
+        f"{result.eval_seconds['test']:.2f} s test"
+    )
     print(f"wrote {run_dir / 'result.json'}")
 
 
 def cmd_run(overrides: list[str], db: DbOptions) -> int:
     from dnsrec.pipeline import RunConfig, dnsrec_run
-    from dnsrec.train import distributed
 
     raw = compose("run", overrides)
     cfg = RunConfig.from_mapping(raw)
-    distributed.init_from_env(cfg.train.device)  # one of several ranks (torchrun, SLURM tasks), or alone
-    run_dir = distributed.broadcast_object(Path(raw.get("run_dir") or f"runs/run/{_stamp()}-{cfg.dataset.name}"))
-    main = distributed.is_main()
-    if main:
-        print(f"run directory: {run_dir}")
-    result = dnsrec_run(cfg, run_dir)
-    if main:  # rank 0 reports and records the run; the other ranks only trained
-        _report(result, run_dir)
-        _record(result, run_dir, db)
+    run_dir = Path(raw.get("run_dir") or f"runs/run/{_stamp()}-{cfg.dataset.name}")
+    _run_and_record(lambda d: dnsrec_run(cfg, d), run_dir, cfg.train.device, db)
     return 0
 
 
@@ -124,11 +125,11 @@ def cmd_multirun(command: str, overrides: list[str], db: DbOptions) -> int:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         raw: dict[str, Any] = {str(k): v for k, v in resolved.items() if k != "run_dir"}
         if command == "train":
-            result = train_run(TrainRunConfig.from_mapping(raw), run_dir)
+            train_cfg = TrainRunConfig.from_mapping(raw)
+            _run_and_record(lambda d: train_run(train_cfg, d), run_dir, train_cfg.train.device, db)
         else:
-            result = dnsrec_run(RunConfig.from_mapping(raw), run_dir)
-        _report(result, run_dir)
-        _record(result, run_dir, db)
+            run_cfg = RunConfig.from_mapping(raw)
+            _run_and_record(lambda d: dnsrec_run(run_cfg, d), run_dir, run_cfg.train.device, db)
         return str(run_dir)
 
     app = hydra.main(config_path=str(CONFIG_DIR), config_name=command, version_base="1.3")(job)
@@ -143,6 +144,7 @@ def cmd_multirun(command: str, overrides: list[str], db: DbOptions) -> int:
 
 def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
     from dnsrec.sweep import run_sweep
+    from dnsrec.sweep.space import params_text
 
     summary = run_sweep(compose("sweep", overrides), db_url)
     print(summary.status_line)
@@ -151,8 +153,7 @@ def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
     print(f"{what}:")
     for row in summary.best:
         values = ", ".join(f"{v:.4g}" for v in row["values"])
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
-        print(f"  trial {row['trial']}: {values}  ({params})  {row['run_dir']}")
+        print(f"  trial {row['trial']}: {values}  ({params_text(row['params'])})  {row['run_dir']}")
     print(
         f"{summary.complete} trials complete, {summary.failed_here} failed in this run, {summary.wall_seconds:.0f} s; "
         f"driver overhead per trial: submit {summary.submit_seconds_per_trial:.3f} s, "
@@ -165,21 +166,12 @@ def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
 def cmd_retrain(arch_path: str, overrides: list[str], db: DbOptions) -> int:
     from dnsrec.nas.architecture import Architecture
     from dnsrec.pipeline import RunConfig, retrain_run
-    from dnsrec.train import distributed
 
     arch = Architecture.read(Path(arch_path))
     raw = compose("run", overrides)
     cfg = RunConfig.from_mapping(raw)
-    distributed.init_from_env(cfg.train.device)  # one of several ranks (torchrun, SLURM tasks), or alone
     run_dir = Path(raw.get("run_dir") or f"runs/retrain/{_stamp()}-{cfg.dataset.name}")
-    run_dir = distributed.broadcast_object(run_dir)
-    main = distributed.is_main()
-    if main:
-        print(f"run directory: {run_dir}")
-    result = retrain_run(arch, cfg, run_dir)
-    if main:  # rank 0 reports and records the run; the other ranks only trained
-        _report(result, run_dir)
-        _record(result, run_dir, db)
+    _run_and_record(lambda d: retrain_run(arch, cfg, d), run_dir, cfg.train.device, db)
     return 0
 
 

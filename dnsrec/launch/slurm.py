@@ -18,8 +18,9 @@ from typing import Any
 from dnsrec.launch.config import LauncherConfig
 from dnsrec.launch.jobs import JobFailed, JobState, LaunchError
 
-# sacct states of a job that may still produce a result
-_ALIVE = {"PENDING", "RUNNING", "REQUEUED", "COMPLETING", "PREEMPTED", "READY", "CONFIGURING", "SUSPENDED", "RESIZING"}
+# sacct states of a job that may still produce a result: not started yet, and started
+_QUEUED = {"UNKNOWN", "PENDING", "READY", "CONFIGURING", "REQUEUED"}
+_ALIVE = {"RUNNING", "COMPLETING", "PREEMPTED", "SUSPENDED", "RESIZING"}
 
 
 def _requeueable(fn: Callable[..., Any]) -> Any:
@@ -46,10 +47,11 @@ class SlurmJob:
         return str(self._job.job_id)
 
     def state(self) -> JobState:
-        raw = self._job.watcher.get_state(self.job_id, mode="cache").upper()
-        if raw in ("PENDING", "UNKNOWN", "READY", "CONFIGURING"):
+        # e.g. "PENDING", "RUNNING", "CANCELLED by 0"; "UNKNOWN" until sacct lists the job
+        state = self._job.watcher.get_state(self.job_id, mode="cache").upper().split()[0]
+        if state in _QUEUED:
             return JobState.PENDING
-        return JobState.RUNNING if raw.split()[0] in _ALIVE else JobState.DONE
+        return JobState.RUNNING if state in _ALIVE else JobState.DONE
 
     def result(self) -> Any:
         from submitit.core.utils import FailedJobError, UncompletedJobError

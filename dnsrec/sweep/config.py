@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dnsrec.config import build, check, non_negative_int, one_of, positive_float, positive_int
@@ -45,12 +46,16 @@ class SweepConfig:
     root: str = "runs/sweeps"  # run directories: <root>/<name>/trial-<n>
 
     def __post_init__(self) -> None:
-        if self.flops_budget is not None and len(self.objectives) > 1:
-            raise_key = "sweep.flops_budget"
-            check(raise_key, False, "null with two objectives (FLOPs is already minimised); or objectives=[ndcg]", 0)
+        single = self.flops_budget is None or len(self.objectives) == 1
+        check("sweep.flops_budget", single, "null with two objectives (FLOPs is minimised already)", self.flops_budget)
         if self.sampler == "grid":
             bad = [p.key for p in self.space if p.kind != "categorical"]
             check("sweep.space", not bad, "only `choices` parameters with sampler=grid", bad)
+
+    @property
+    def directory(self) -> Path:
+        """Run directories `<root>/<name>/trial-<n>` and the launcher's job files `<root>/<name>/jobs`."""
+        return Path(self.root) / self.name
 
     @property
     def directions(self) -> list[str]:

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from dnsrec.errors import ConfigError, DNSRecError
-from dnsrec.launch import Job, JobFailed, JobState, Launcher, LauncherConfig, LaunchError, make_launcher
+from dnsrec.launch import Job, JobFailed, JobState, Launcher, LaunchError
 from dnsrec.result import RESULT_FILE, RunResult
 from dnsrec.results import ResultStore, SlurmInfo
 from dnsrec.sweep.config import SweepConfig
-from dnsrec.sweep.space import apply
+from dnsrec.sweep.space import apply, params_text
 from dnsrec.sweep.status import sweep_status
 from dnsrec.sweep.worker import run_trial
 
@@ -49,7 +49,6 @@ class SweepInterrupted(SweepError):
 class InFlight:
     trial: Any  # optuna.trial.Trial
     params: dict[str, Any]
-    config: dict[str, Any]
     run_dir: Path
     attempt: int
     job: Job
@@ -73,16 +72,13 @@ class Driver:
         self,
         cfg: SweepConfig,
         base: dict[str, Any],
-        launcher_cfg: LauncherConfig,
         store: ResultStore,
         study: Any,
-        launcher: Launcher | None = None,
+        launcher: Launcher,
         out: Callable[[str], None] = print,
     ) -> None:
-        self.cfg, self.base, self.store, self.study, self.out = cfg, base, store, study, out
-        self.sweep_dir = Path(cfg.root) / cfg.name
-        self.launcher_cfg = launcher_cfg
-        self.launcher = launcher or make_launcher(launcher_cfg, self.sweep_dir / "jobs", cfg.parallel, cfg.poll_seconds)
+        self.cfg, self.base, self.store, self.study, self.launcher, self.out = cfg, base, store, study, launcher, out
+        self.sweep_dir = cfg.directory
         self.dataset = str(base.get("dataset", {}).get("name", "?"))
         self.inflight: list[InFlight] = []
         self.failed_here = 0
@@ -98,13 +94,13 @@ class Driver:
         try:
             with _stop_signals_as_interrupt():
                 self._reconcile()
-                while self._complete() < self.cfg.trials or self.inflight:
+                while True:
                     self._fill()
                     self.launcher.refresh()
                     for f in [f for f in self.inflight if f.job.state() is JobState.DONE]:
                         self._finish(f)
                     self._status()
-                    if self._complete() >= self.cfg.trials and not self.inflight:
+                    if not self.inflight and self._complete() >= self.cfg.trials:
                         break
                     time.sleep(self.cfg.poll_seconds)
         except KeyboardInterrupt:
@@ -139,7 +135,7 @@ class Driver:
             trial.set_user_attr("attempt", attempt)
             try:
                 config = apply(self.base, params)
-                _validate_run_config(config)
+                validate_run_config(config)
             except ConfigError as e:  # a point the run refuses: fail it for good, never retry it
                 self._fail_trial(trial, params, run_dir, attempt, f"invalid run config: {e}", retry=False)
                 continue
@@ -161,9 +157,9 @@ class Driver:
                 run_dir, stage=STAGE, dataset=self.dataset, config=config, sweep=self.cfg.name,
                 trial=trial.number, launcher=self.launcher.name, slurm=_slurm_info(self.launcher.name, job.job_id),
             )  # fmt: skip
-            self.inflight.append(InFlight(trial, params, config, run_dir, attempt, job))
+            self.inflight.append(InFlight(trial, params, run_dir, attempt, job))
             retry = f" (attempt {attempt}, resuming {run_dir.name})" if attempt > 1 else ""
-            self._event(f"trial {trial.number} submitted as job {job.job_id}: {_params_text(params)}{retry}")
+            self._event(f"trial {trial.number} submitted as job {job.job_id}: {params_text(params)}{retry}")
         self.submit_seconds.append((time.perf_counter() - t0) / len(batch))
 
     def _finish(self, f: InFlight) -> None:
@@ -194,7 +190,7 @@ class Driver:
             trial.set_constraint("flops_over_budget", float(result.flops["model"]) - self.cfg.flops_budget)
         self.study.tell(trial, values)
         shown = ", ".join(f"{n} {v:.4g}" for n, v in zip(self.cfg.objectives, values, strict=True))
-        self._event(f"trial {trial.number} complete in {seconds:.0f} s: {shown} ({_params_text(params)})")
+        self._event(f"trial {trial.number} complete in {seconds:.0f} s: {shown} ({params_text(params)})")
 
     def _fail(self, f: InFlight, reason: str, retry: bool = True, count: bool = True) -> None:
         self._fail_trial(f.trial, f.params, f.run_dir, f.attempt, reason, retry, count)
@@ -268,8 +264,7 @@ class Driver:
                 continue
             job = self.launcher.adopt(job_id) if job_id else None
             if job is not None:
-                config = apply(self.base, params)
-                self.inflight.append(InFlight(trial, params, config, run_dir, attempt, job))
+                self.inflight.append(InFlight(trial, params, run_dir, attempt, job))
                 self._event(f"trial {frozen.number}: re-attached to job {job_id}, still queued or running")
                 continue
             reason = "lost: the sweep driver stopped while this trial ran, and its job left no result"
@@ -327,7 +322,7 @@ class Driver:
         )  # fmt: skip
 
 
-def _validate_run_config(config: dict[str, Any]) -> None:
+def validate_run_config(config: dict[str, Any]) -> None:
     from dnsrec.pipeline import RunConfig
 
     RunConfig.from_mapping(config)
@@ -374,10 +369,6 @@ def _slurm_info(launcher: str, job_id: str | None) -> SlurmInfo | None:
         return None
     array, _, task = job_id.partition("_")
     return SlurmInfo(job_id, array if task else None, int(task) if task.isdigit() else None)
-
-
-def _params_text(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 def _mean(values: list[float]) -> float:

@@ -8,13 +8,11 @@ command.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-from dnsrec.config import check
 from dnsrec.launch import launcher_config, make_launcher
 from dnsrec.sweep.config import SweepConfig, sweep_config
-from dnsrec.sweep.driver import Driver, SweepSummary, _validate_run_config
+from dnsrec.sweep.driver import Driver, SweepSummary, validate_run_config
 from dnsrec.sweep.space import apply
 
 NOT_RUN_KEYS = ("sweep", "launcher", "run_dir")
@@ -25,12 +23,11 @@ def prepare(raw: Mapping[str, Any]) -> tuple[SweepConfig, dict[str, Any], Any]:
     config, all validated."""
     sweep_raw = dict(raw.get("sweep") or {})
     base = {k: v for k, v in raw.items() if k not in NOT_RUN_KEYS}
-    check("sweep.name", sweep_raw.get("name") is None or isinstance(sweep_raw["name"], str), "a name or null", 0)
-    if not sweep_raw.get("name"):
+    if sweep_raw.get("name") is None:
         sweep_raw["name"] = f"{base.get('dataset', {}).get('name', 'sweep')}-dnsrec"
     cfg = sweep_config(sweep_raw)
     launcher = launcher_config(raw.get("launcher") or "local")
-    _validate_run_config(base)
+    validate_run_config(base)
     apply(base, {p.key: None for p in cfg.space})  # every swept key exists in the run config
     return cfg, base, launcher
 
@@ -40,7 +37,7 @@ def run_sweep(raw: Mapping[str, Any], db_url: str | None = None, out: Callable[[
     from dnsrec.sweep.study import open_study
 
     cfg, base, launcher_cfg = prepare(raw)
-    launcher = make_launcher(launcher_cfg, Path(cfg.root) / cfg.name / "jobs", cfg.parallel, cfg.poll_seconds)
+    launcher = make_launcher(launcher_cfg, cfg.directory / "jobs", cfg.parallel, cfg.poll_seconds)
     launcher.check()
     store = open_store(db_url)
     try:
@@ -50,6 +47,6 @@ def run_sweep(raw: Mapping[str, Any], db_url: str | None = None, out: Callable[[
             f"sweep {cfg.name}: {cfg.trials} trials, {cfg.parallel} in flight on launcher={launcher.name}, "
             f"objectives {' & '.join(cfg.objectives)}; space: {space}; results in {store.url}"
         )
-        return Driver(cfg, base, launcher_cfg, store, study, launcher=launcher, out=out).run()
+        return Driver(cfg, base, store, study, launcher, out=out).run()
     finally:
         store.close()

@@ -128,3 +128,8 @@ def _deep_copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_deep_copy(v) for v in value]
     return value
+
+
+def params_text(params: Mapping[str, Any]) -> str:
+    """A trial's point in one line: `search.lam=0.01234, gates.layers=2`."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
