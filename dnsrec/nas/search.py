@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from dnsrec.config import SearchConfig, TrainConfig
 from dnsrec.data.sequences import SequenceData
 from dnsrec.evaluate import Evaluator
+from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_step
 from dnsrec.nas.architecture import Architecture
 from dnsrec.nas.controllers import Controllers, temperature
 from dnsrec.nas.derive import derive_architecture
@@ -57,12 +58,6 @@ def candidate_flops(space: SearchSpace) -> torch.Tensor:
     )
 
 
-def resource_loss(p: Tensor, q: Tensor, flops: Tensor, l_t: int, n_layers: int) -> Tensor:
-    """L_RC of Eq. 12, normalised by F_max - F_min as the published code does."""
-    span = n_layers * flops.max() - flops.min()
-    return (l_t / n_layers) * expected_flops(p, q, flops) / span
-
-
 @dataclass
 class SearchOutcome:
     architecture: Architecture
@@ -71,35 +66,6 @@ class SearchOutcome:
     steps: int
     seconds: float
     trajectory: list[dict[str, Any]] = field(default_factory=list)
-
-
-class ArchBatches:
-    """Validation batches for architecture steps: batch k is a pure function of (seed, k), so a resumed
-    search draws exactly the batches an uninterrupted one would (users cycle through seeded permutations)."""
-
-    def __init__(self, evaluator: Evaluator, batch: int, seed: int, device: torch.device) -> None:
-        inputs = evaluator.inputs("valid")
-        self.seqs = torch.from_numpy(inputs.seqs).to(device)
-        self.lengths = torch.from_numpy(inputs.lengths).to(device)
-        self.widths = inputs.lengths
-        self.targets = torch.from_numpy(inputs.targets).to(device)
-        self.batch, self.seed = min(batch, len(self.targets)), seed
-        self._perms: dict[int, np.ndarray] = {}
-
-    def _perm(self, cycle: int) -> np.ndarray:
-        if cycle not in self._perms:
-            self._perms = {cycle: np.random.default_rng([self.seed, 7, cycle]).permutation(len(self.targets))}
-        return self._perms[cycle]
-
-    def get(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
-        n = len(self.targets)
-        positions = np.arange(k * self.batch, (k + 1) * self.batch)
-        idx_np = np.concatenate(
-            [self._perm(int(c))[positions[positions // n == c] % n] for c in np.unique(positions // n)]
-        )
-        idx = torch.from_numpy(idx_np).to(self.seqs.device)
-        width = int(self.widths[idx_np].max())  # right padding beyond the longest history changes nothing
-        return self.seqs[idx, :width], self.lengths[idx], self.targets[idx]
 
 
 def supernet_loss(placement: Placement) -> LossFn:
@@ -116,7 +82,7 @@ def supernet_loss(placement: Placement) -> LossFn:
             hidden[mask],
             supernet.output_weight,
             targets[mask],
-            compute_dtype=_dtype(placement),
+            compute_dtype=placement.compute_dtype,
             denominator=denominator,
         )
 
@@ -138,69 +104,6 @@ def weight_step(
     with torch.no_grad():
         p, q = controllers(step, generator=generator)
     return engine.train_step(idx, counts, lambda part: (*batch_of(part), p, q))
-
-
-def arch_step(
-    supernet: Supernet,
-    controllers: Controllers,
-    opt: torch.optim.Optimizer,
-    seqs: Tensor,
-    lengths: Tensor,
-    targets: Tensor,
-    step: int,
-    lam: float,
-    flops: Tensor,
-    placement: Placement,
-    generator: torch.Generator | None = None,
-    *,
-    denominator: float | None = None,
-    resource: bool = True,
-) -> tuple[Tensor, int]:
-    """One step on alpha, beta: CE at each sequence's last position + lambda * L_RC (Eq. 13).
-
-    L_t = argmax(beta) + 1 is taken here, before the step, as a constant. The supernet's weights enter as
-    detached constants, so no weight receives a gradient (nor do an engine's gradient hooks fire).
-
-    On several ranks each passes its share of the batch (possibly none), `denominator` = the whole
-    batch's size, and `resource=True` on one rank only; the controllers' gradients are summed over ranks
-    before the step, so every rank takes the same step. Returns the local loss and the L_t it used.
-    """
-    l_t = controllers.decision()[1]
-    p, q = controllers(step, generator=generator)
-    loss = torch.zeros((), device=p.device)
-    if len(seqs):
-        weights = {name: w.detach() for name, w in supernet.named_parameters()}
-        with placement.autocast():
-            y = torch.func.functional_call(supernet, weights, (seqs, p, q))
-        last = y[torch.arange(len(seqs), device=seqs.device), lengths - 1]
-        output = supernet.output_weight.detach()
-        loss = loss + item_cross_entropy(
-            last, output, targets, compute_dtype=_dtype(placement), denominator=denominator
-        )
-    if resource:
-        loss = loss + lam * resource_loss(p, q, flops, l_t, supernet.space.n_layers)
-    opt.zero_grad(set_to_none=True)
-    if loss.requires_grad:
-        loss.backward()
-    distributed.all_reduce_grads_(controllers.parameters())
-    opt.step()
-    return loss.detach(), l_t
-
-
-def _window_targets(inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """A window batch as one (prefix, target) sample per target position, for arch steps on training data.
-
-    With causal attention the output at position t of a window depends only on items 0..t, so the prefix
-    padded with zeros after t gives the same hidden state as the window does at t.
-    """
-    rows, cols = (targets > 0).nonzero(as_tuple=True)
-    seqs = inputs[rows].clone()
-    seqs[torch.arange(seqs.shape[1], device=seqs.device)[None] > cols[:, None]] = 0
-    return seqs, cols + 1, targets[rows, cols]
-
-
-def _dtype(placement: Placement) -> torch.dtype | None:
-    return torch.bfloat16 if placement.bf16 else None
 
 
 def search(
@@ -263,23 +166,19 @@ def search(
             if state["step"] % cfg.arch_every == 0:
                 k = state["step"] // cfg.arch_every - 1  # architecture steps taken before this one
                 if cfg.arch_batch == "valid":
-                    seqs, lengths, tgt = arch_batches.get(k)
-                    total = len(tgt)
-                    if engine.world_size > 1:  # this rank's share of the batch
-                        rows = torch.from_numpy(_my_share(total, engine)).to(device)
-                        seqs, lengths, tgt = seqs[rows], lengths[rows], tgt[rows]
-                else:  # the same training batch, one sample per target (its prefix inside the window)
+                    total = arch_batches.batch
+                    share = _my_share(total, engine) if engine.world_size > 1 else None
+                    batch = arch_batches.get(k, share)
+                else:  # the same training batch: its windows, scored at every target position
                     mine = np.concatenate(engine.my_parts(idx, samples.counts))
-                    seqs, lengths, tgt = _window_targets(*samples.get(mine)) if len(mine) else _no_rows(device)
+                    batch = ArchBatch.windows(*samples.get(mine)) if len(mine) else ArchBatch.empty(device)
                     total = n
                 with engine.weights() as net:
                     _, l_t = arch_step(
                         cast(Supernet, net),
                         controllers,
                         a_opt,
-                        seqs,
-                        lengths,
-                        tgt,
+                        batch,
                         state["step"],
                         cfg.lam,
                         flops,
@@ -360,8 +259,3 @@ def _my_share(n_rows: int, engine: Engine) -> np.ndarray:
     """This rank's rows of an architecture batch of `n_rows` sequences (contiguous, about equal)."""
     rows = np.arange(n_rows)
     return split_step(rows, np.ones(n_rows, dtype=np.int64), engine.world_size)[engine.rank]
-
-
-def _no_rows(device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    empty = torch.zeros(0, dtype=torch.int64, device=device)
-    return empty[:, None], empty, empty

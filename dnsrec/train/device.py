@@ -33,6 +33,11 @@ class Placement:
         else:
             yield
 
+    @property
+    def compute_dtype(self) -> torch.dtype | None:
+        """The dtype of the scoring matmul (bf16 under autocast, else the tensors' own)."""
+        return torch.bfloat16 if self.bf16 else None
+
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         return f"{name} ({'bf16' if self.bf16 else 'fp32'})"

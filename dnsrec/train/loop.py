@@ -119,7 +119,7 @@ def train_step(
         hidden[mask],
         model.output_weight,
         targets[mask],
-        compute_dtype=torch.bfloat16 if placement.bf16 else None,
+        compute_dtype=placement.compute_dtype,
         denominator=denominator,
     )
 

@@ -16,8 +16,9 @@ from dnsrec.compose import compose
 from dnsrec.config import TrainConfig
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import Evaluator
+from dnsrec.nas.arch_step import ArchBatches, arch_step
 from dnsrec.nas.controllers import Controllers, temperature
-from dnsrec.nas.search import ArchBatches, arch_step, candidate_flops, search, supernet_loss, weight_step
+from dnsrec.nas.search import candidate_flops, search, supernet_loss, weight_step
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.pipeline import RunConfig, dnsrec_run
@@ -61,7 +62,8 @@ def test_steps_touch_only_their_own_parameters() -> None:
     train = TrainConfig(lr=1e-2)
     engine = make_engine(supernet, supernet_loss(placement), train, placement, batch=10**6, weight_decay=0.0)
     a_opt = torch.optim.Adam(controllers.parameters(), lr=1e-2)
-    seqs, lengths, targets = ArchBatches(evaluator, 32, 0, torch.device("cpu")).get(0)
+    arch_batch = ArchBatches(evaluator, 32, 0, torch.device("cpu")).get(0)
+    seqs = arch_batch.seqs
     window_targets = torch.zeros_like(seqs)
     window_targets[:, :-1] = seqs[:, 1:]
     idx, counts = np.arange(len(seqs)), (window_targets > 0).sum(dim=1).numpy()
@@ -71,7 +73,7 @@ def test_steps_touch_only_their_own_parameters() -> None:
     assert changed(w0, supernet) and not changed(a0, controllers)
 
     w1, a1 = snapshot(supernet), snapshot(controllers)
-    arch_step(supernet, controllers, a_opt, seqs, lengths, targets, 6, 0.1, candidate_flops(space), placement)
+    arch_step(supernet, controllers, a_opt, arch_batch, 6, 0.1, candidate_flops(space), placement)
     assert changed(a1, controllers) and not changed(w1, supernet)
     assert all(p.grad is None for p in supernet.parameters())
 
@@ -92,6 +94,18 @@ def test_larger_lambda_never_gives_larger_expected_flops(lams: tuple[float, ...]
         final.append(out.trajectory[-1]["expected_flops"])
     assert all(a >= b for a, b in itertools.pairwise(final)), final
     assert final[-1] < 0.9 * final[0], final  # the constraint really acts, not a tie
+
+
+def test_search_with_architecture_steps_on_training_batches() -> None:
+    """`search.arch_batch=train` (the published code): alpha/beta move, and differently from `valid`."""
+    trajectories = []
+    for where in ("train", "valid"):
+        cfg = tiny(f"search.arch_batch={where}", "search.epochs=1", "search.arch_every=1")
+        supernet, controllers, evaluator, _ = setup()
+        out = search(supernet, controllers, load_dataset("gowalla-100"), evaluator, cfg.search, cfg.train, **QUIET)
+        trajectories.append(out.trajectory[-1])
+    train, valid = trajectories
+    assert any(abs(b) > 1e-4 for b in train["beta"]) and train["beta"] != valid["beta"]
 
 
 def test_same_seed_same_architecture_and_metrics(tmp_path: Path) -> None:

@@ -1,0 +1,143 @@
+"""The architecture step of the bilevel search (paper Eq. 13-14): CE + lambda * L_RC on alpha and beta.
+
+An architecture batch is a set of sequences and the (row, position) pairs whose outputs are scored:
+- validation batches (the paper): each user's whole validation input, scored at its last position;
+- training batches (the published code's option): the weight step's own windows, scored at every target
+  position. With causal attention the output at position t of a window is the output of the prefix
+  0..t alone, so this is the reference's one-sample-per-prefix loss from ONE forward of the windows
+  (expanding each target into its own padded prefix feeds up to N times more positions through the
+  supernet; a test compares the two).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dnsrec.evaluate import Evaluator
+from dnsrec.nas.controllers import Controllers
+from dnsrec.nas.flops import expected_flops
+from dnsrec.nas.supernet import Supernet
+from dnsrec.train import distributed
+from dnsrec.train.device import Placement
+from dnsrec.train.loss import item_cross_entropy
+
+
+@dataclass(frozen=True)
+class ArchBatch:
+    """Sequences (B, W), and the outputs `seqs[rows, cols]` scored against `targets` (all (T,))."""
+
+    seqs: Tensor
+    rows: Tensor
+    cols: Tensor
+    targets: Tensor
+
+    @classmethod
+    def last_positions(cls, seqs: Tensor, lengths: Tensor, targets: Tensor) -> ArchBatch:
+        """Right-padded sequences, each scored at its last real position (validation inputs)."""
+        return cls(seqs, torch.arange(len(seqs), device=seqs.device), lengths - 1, targets)
+
+    @classmethod
+    def windows(cls, inputs: Tensor, targets: Tensor) -> ArchBatch:
+        """Training windows (B, N) with a target (> 0) at every position that carries a loss."""
+        rows, cols = (targets > 0).nonzero(as_tuple=True)
+        return cls(inputs, rows, cols, targets[rows, cols])
+
+    @classmethod
+    def empty(cls, device: torch.device) -> ArchBatch:
+        """A rank's share of a batch too small to reach it."""
+        none = torch.zeros(0, dtype=torch.int64, device=device)
+        return cls(none[:, None], none, none, none)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+class ArchBatches:
+    """Validation batches for architecture steps: batch k is a pure function of (seed, k), so a resumed
+    search draws exactly the batches an uninterrupted one would (users cycle through seeded permutations)."""
+
+    def __init__(self, evaluator: Evaluator, batch: int, seed: int, device: torch.device) -> None:
+        inputs = evaluator.inputs("valid")
+        self.seqs = torch.from_numpy(inputs.seqs).to(device)
+        self.lengths = torch.from_numpy(inputs.lengths).to(device)
+        self.widths = inputs.lengths
+        self.targets = torch.from_numpy(inputs.targets).to(device)
+        self.batch, self.seed = min(batch, len(self.targets)), seed
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, cycle: int) -> np.ndarray:
+        if cycle not in self._perms:
+            self._perms = {cycle: np.random.default_rng([self.seed, 7, cycle]).permutation(len(self.targets))}
+        return self._perms[cycle]
+
+    def get(self, k: int, share: np.ndarray | None = None) -> ArchBatch:
+        """Batch k, or only its rows `share` (a rank's part of it)."""
+        n = len(self.targets)
+        positions = np.arange(k * self.batch, (k + 1) * self.batch)
+        idx_np = np.concatenate(
+            [self._perm(int(c))[positions[positions // n == c] % n] for c in np.unique(positions // n)]
+        )
+        if share is not None:
+            idx_np = idx_np[share]
+        if not len(idx_np):
+            return ArchBatch.empty(self.seqs.device)
+        idx = torch.from_numpy(idx_np).to(self.seqs.device)
+        width = int(self.widths[idx_np].max())  # right padding beyond the longest history changes nothing
+        return ArchBatch.last_positions(self.seqs[idx, :width], self.lengths[idx], self.targets[idx])
+
+
+def resource_loss(p: Tensor, q: Tensor, flops: Tensor, l_t: int, n_layers: int) -> Tensor:
+    """L_RC of Eq. 12, normalised by F_max - F_min as the published code does."""
+    span = n_layers * flops.max() - flops.min()
+    return (l_t / n_layers) * expected_flops(p, q, flops) / span
+
+
+def arch_step(
+    supernet: Supernet,
+    controllers: Controllers,
+    opt: torch.optim.Optimizer,
+    batch: ArchBatch,
+    step: int,
+    lam: float,
+    flops: Tensor,
+    placement: Placement,
+    generator: torch.Generator | None = None,
+    *,
+    denominator: float | None = None,
+    resource: bool = True,
+) -> tuple[Tensor, int]:
+    """One step on alpha, beta: CE at the batch's scored positions + lambda * L_RC (Eq. 13).
+
+    L_t = argmax(beta) + 1 is taken here, before the step, as a constant. The supernet's weights enter as
+    detached constants, so no weight receives a gradient (nor do an engine's gradient hooks fire).
+
+    On several ranks each passes its share of the batch (possibly none), `denominator` = the whole
+    batch's number of targets, and `resource=True` on one rank only; the controllers' gradients are summed
+    over ranks before the step, so every rank takes the same step. Returns the local loss and the L_t used.
+    """
+    l_t = controllers.decision()[1]
+    p, q = controllers(step, generator=generator)
+    loss = torch.zeros((), device=p.device)
+    if len(batch):
+        weights = {name: w.detach() for name, w in supernet.named_parameters()}
+        with placement.autocast():
+            y = torch.func.functional_call(supernet, weights, (batch.seqs, p, q))
+        loss = loss + item_cross_entropy(
+            y[batch.rows, batch.cols],
+            supernet.output_weight.detach(),
+            batch.targets,
+            compute_dtype=placement.compute_dtype,
+            denominator=denominator,
+        )
+    if resource:
+        loss = loss + lam * resource_loss(p, q, flops, l_t, supernet.space.n_layers)
+    opt.zero_grad(set_to_none=True)
+    if loss.requires_grad:
+        loss.backward()
+    distributed.all_reduce_grads_(controllers.parameters())
+    opt.step()
+    return loss.detach(), l_t

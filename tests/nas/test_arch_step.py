@@ -1,0 +1,107 @@
+"""Architecture step against an independent computation: every scored target as its own unpadded prefix.
+
+The reference runs the supernet on each prefix alone (batch of one, no padding, no window) and takes
+torch's cross_entropy over the real items; the architecture step's alpha/beta gradient (read off one SGD
+step of lr 1) must equal the reference's, for validation batches (last positions) and for training
+windows (every target position, the published code's `search.arch_batch=train`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dnsrec.data import load_dataset
+from dnsrec.evaluate import Evaluator
+from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_step
+from dnsrec.nas.controllers import Controllers
+from dnsrec.nas.search import candidate_flops
+from dnsrec.nas.space import SearchSpace
+from dnsrec.nas.supernet import Supernet
+from dnsrec.train.device import Placement
+from dnsrec.train.loop import TrainingSamples
+
+
+def tiny_supernet() -> tuple[Supernet, Controllers, Evaluator, TrainingSamples]:
+    data = load_dataset("gowalla-100")
+    space = SearchSpace(
+        n_items=data.n_items, max_len=data.max_len, d=16, inner=32, n_heads=4, n_layers=3,
+        pruning=(0.0, 0.5, 0.75), gate_layers=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    supernet, controllers = Supernet(space).eval(), Controllers(3, 3)
+    with torch.no_grad():  # away from the uniform start, so every logit has its own gradient
+        controllers.alpha.normal_(0, 0.5)
+        controllers.beta.normal_(0, 0.5)
+    return supernet, controllers, Evaluator(data), TrainingSamples(data, "window", torch.device("cpu"))
+
+
+def step_gradient(supernet: Supernet, controllers: Controllers, batch: ArchBatch) -> list[torch.Tensor]:
+    """-(change of alpha, beta) under one SGD step of lr 1 = the step's gradient (CE only, lambda 0)."""
+    before = [p.detach().clone() for p in controllers.parameters()]
+    opt = torch.optim.SGD(controllers.parameters(), lr=1.0)
+    flops = candidate_flops(supernet.space)
+    arch_step(supernet, controllers, opt, batch, 7, 0.0, flops, Placement.resolve("cpu", "fp32"), resource=False)
+    after = [p.detach().clone() for p in controllers.parameters()]
+    with torch.no_grad():
+        for p, b in zip(controllers.parameters(), before, strict=True):
+            p.copy_(b)
+    return [b - a for a, b in zip(after, before, strict=True)]
+
+
+def reference_gradient(
+    supernet: Supernet, controllers: Controllers, prefixes: list[torch.Tensor], targets: list[int]
+) -> list[torch.Tensor]:
+    p, q = controllers(7)
+    items = supernet.output_weight.detach()[1:]
+    losses = []
+    for prefix, target in zip(prefixes, targets, strict=True):
+        h = supernet(prefix[None], p, q)[0, -1]
+        losses.append(F.cross_entropy((h @ items.T)[None], torch.tensor([target - 1])))
+    return list(torch.autograd.grad(torch.stack(losses).mean(), list(controllers.parameters())))
+
+
+def assert_close(got: list[torch.Tensor], want: list[torch.Tensor]) -> None:
+    for g, w in zip(got, want, strict=True):
+        assert w.abs().max() > 1e-5  # a real gradient, not two zeros
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+
+
+def test_validation_batch_scores_each_users_last_position() -> None:
+    supernet, controllers, evaluator, _ = tiny_supernet()
+    batch = ArchBatches(evaluator, 12, 0, torch.device("cpu")).get(3)
+    lengths = batch.cols + 1
+    prefixes = [batch.seqs[r, : int(n)] for r, n in enumerate(lengths)]
+    want = reference_gradient(supernet, controllers, prefixes, batch.targets.tolist())
+    assert_close(step_gradient(supernet, controllers, batch), want)
+
+
+def test_training_windows_equal_one_sample_per_prefix() -> None:
+    supernet, controllers, _, samples = tiny_supernet()
+    idx = np.flatnonzero(samples.counts >= 3)[:4]
+    batch = ArchBatch.windows(*samples.get(idx))
+    inputs, targets = samples.get(idx)
+    rows, cols = (targets > 0).nonzero(as_tuple=True)
+    assert len(batch) == len(rows) > len(idx)  # several targets per window
+    prefixes = [inputs[r, : int(c) + 1] for r, c in zip(rows, cols, strict=True)]
+    want = reference_gradient(supernet, controllers, prefixes, targets[rows, cols].tolist())
+    assert_close(step_gradient(supernet, controllers, batch), want)
+
+
+def test_a_rank_share_is_the_rows_of_the_whole_batch() -> None:
+    _, _, evaluator, _ = tiny_supernet()
+    batches = ArchBatches(evaluator, 10, 0, torch.device("cpu"))
+    whole, share = batches.get(5), batches.get(5, np.arange(4, 10))
+    assert torch.equal(share.targets, whole.targets[4:])
+    assert torch.equal(share.cols, whole.cols[4:])
+    assert len(batches.get(5, np.arange(0))) == 0
+
+
+@pytest.mark.parametrize("k", [0, 7])
+def test_validation_batches_are_a_pure_function_of_seed_and_index(k: int) -> None:
+    _, _, evaluator, _ = tiny_supernet()
+    a = ArchBatches(evaluator, 16, 3, torch.device("cpu")).get(k)
+    b = ArchBatches(evaluator, 16, 3, torch.device("cpu")).get(k)
+    assert torch.equal(a.seqs, b.seqs) and torch.equal(a.targets, b.targets)
