@@ -96,6 +96,34 @@ def resource_loss(p: Tensor, q: Tensor, flops: Tensor, l_t: int, n_layers: int) 
     return (l_t / n_layers) * expected_flops(p, q, flops) / span
 
 
+def arch_loss_parts(
+    supernet: Supernet,
+    p: Tensor,
+    q: Tensor,
+    batch: ArchBatch,
+    flops: Tensor,
+    l_t: int,
+    placement: Placement,
+    denominator: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The two terms of Eq. 13 as functions of the relaxed (p, q): CE at the batch's scored positions
+    (zero for an empty batch) and L_RC. The supernet's weights enter as detached constants, so no weight
+    receives a gradient (nor do an engine's gradient hooks fire)."""
+    ce = torch.zeros((), device=p.device)
+    if len(batch):
+        weights = {name: w.detach() for name, w in supernet.named_parameters()}
+        with placement.autocast():
+            y = torch.func.functional_call(supernet, weights, (batch.seqs, p, q))
+        ce = item_cross_entropy(
+            y[batch.rows, batch.cols],
+            supernet.output_weight.detach(),
+            batch.targets,
+            compute_dtype=placement.compute_dtype,
+            denominator=denominator,
+        )
+    return ce, resource_loss(p, q, flops, l_t, supernet.space.n_layers)
+
+
 def arch_step(
     supernet: Supernet,
     controllers: Controllers,
@@ -112,8 +140,7 @@ def arch_step(
 ) -> tuple[Tensor, int]:
     """One step on alpha, beta: CE at the batch's scored positions + lambda * L_RC (Eq. 13).
 
-    L_t = argmax(beta) + 1 is taken here, before the step, as a constant. The supernet's weights enter as
-    detached constants, so no weight receives a gradient (nor do an engine's gradient hooks fire).
+    L_t = argmax(beta) + 1 is taken here, before the step, as a constant (no gradient through it).
 
     On several ranks each passes its share of the batch (possibly none), `denominator` = the whole
     batch's number of targets, and `resource=True` on one rank only; the controllers' gradients are summed
@@ -121,20 +148,8 @@ def arch_step(
     """
     l_t = controllers.decision()[1]
     p, q = controllers(step, generator=generator)
-    loss = torch.zeros((), device=p.device)
-    if len(batch):
-        weights = {name: w.detach() for name, w in supernet.named_parameters()}
-        with placement.autocast():
-            y = torch.func.functional_call(supernet, weights, (batch.seqs, p, q))
-        loss = loss + item_cross_entropy(
-            y[batch.rows, batch.cols],
-            supernet.output_weight.detach(),
-            batch.targets,
-            compute_dtype=placement.compute_dtype,
-            denominator=denominator,
-        )
-    if resource:
-        loss = loss + lam * resource_loss(p, q, flops, l_t, supernet.space.n_layers)
+    ce, rc = arch_loss_parts(supernet, p, q, batch, flops, l_t, placement, denominator)
+    loss = ce + lam * rc if resource else ce
     opt.zero_grad(set_to_none=True)
     if loss.requires_grad:
         loss.backward()

@@ -8,11 +8,17 @@ windows (every target position, the published code's `search.arch_batch=train`).
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_runs import TINY_RUN
 
+from dnsrec.compose import compose
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_step
@@ -20,8 +26,11 @@ from dnsrec.nas.controllers import Controllers
 from dnsrec.nas.search import candidate_flops
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
+from dnsrec.pipeline import RunConfig, dnsrec_run
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import TrainingSamples
+
+GRADIENTS_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "controller_gradients.py"
 
 
 def tiny_supernet() -> tuple[Supernet, Controllers, Evaluator, TrainingSamples]:
@@ -105,3 +114,25 @@ def test_validation_batches_are_a_pure_function_of_seed_and_index(k: int) -> Non
     a = ArchBatches(evaluator, 16, 3, torch.device("cpu")).get(k)
     b = ArchBatches(evaluator, 16, 3, torch.device("cpu")).get(k)
     assert torch.equal(a.seqs, b.seqs) and torch.equal(a.targets, b.targets)
+
+
+def test_controller_gradients_report_on_a_finished_run(tmp_path: Path) -> None:
+    """benchmarks/controller_gradients.py on a tiny run: one row per candidate and per depth; L_RC's
+    gradient on softmax logits sums to zero over each controller (a property of softmax, so wiring the
+    gradient to p or q instead of the logits would fail here)."""
+    dnsrec_run(RunConfig.from_mapping(compose("run", TINY_RUN)), tmp_path, log=lambda _: None)
+    out = subprocess.run(
+        [sys.executable, str(GRADIENTS_SCRIPT), str(tmp_path), "--batches", "2", "--", *TINY_RUN],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout  # fmt: skip
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith(("alpha[", "beta["))]
+    assert [r[0] for r in rows] == [
+        "alpha[width 16]",
+        "alpha[width 8]",
+        "alpha[width 4]",
+        "beta[depth 1]",
+        "beta[depth 2]",
+    ]  # fmt: skip  (the tiny run: d 16, pruning {0, 50, 75}%, 2 layers)
+    rc = [float(r[3]) for r in rows]
+    assert abs(sum(rc[:3])) < 1e-4 and abs(sum(rc[3:])) < 1e-4 and max(map(abs, rc)) > 1e-3
+    assert "lambda at which" in out.splitlines()[-1]

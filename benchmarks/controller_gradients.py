@@ -1,0 +1,93 @@
+"""Why did the search choose this depth and width? The two forces on the controllers, side by side.
+
+    .venv/bin/python benchmarks/controller_gradients.py RUN_DIR [--batches 8] [-- the run's overrides]
+
+RUN_DIR is a `dnsrec run` directory with its search checkpoint (search.pt); the overrides after `--` are
+the ones the run was started with (dataset, search.*, gates.*), so the supernet is rebuilt with the same
+shape. At the decision epoch (its weights, alpha, beta and tau, as the run kept them) it computes, on
+`--batches` architecture batches of that run, the gradient on alpha and beta of the CE term and of the
+resource term L_RC of Eq. 13, and prints them per candidate and per exit depth. Descent moves a logit
+against its gradient, so the term with the larger magnitude decides which candidate or depth grows; the
+last line gives the lambda at which lambda * |dL_RC/dbeta| equals |dCE/dbeta|.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+from dnsrec.compose import compose
+from dnsrec.data import load_dataset
+from dnsrec.evaluate import Evaluator
+from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_loss_parts
+from dnsrec.nas.controllers import relax
+from dnsrec.nas.search import CHECKPOINT, candidate_flops
+from dnsrec.nas.supernet import Supernet
+from dnsrec.pipeline import RunConfig
+from dnsrec.train.checkpoint import load_checkpoint, load_model_state
+from dnsrec.train.device import Placement
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--batches", type=int, default=8, help="architecture batches to average over")
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)  # after "--": the run's Hydra overrides
+    args, overrides = ap.parse_args(argv[:cut]), argv[cut + 1 :]
+    torch.set_num_threads(1)
+
+    cfg = RunConfig.from_mapping(compose("run", overrides))
+    data = load_dataset(cfg.dataset.name, data_dir=cfg.data_dir, max_len=cfg.dataset.max_len)
+    space = cfg.space(data)
+    ckpt = args.run_dir / CHECKPOINT
+    saved = load_checkpoint(ckpt)
+    state = saved["state"]
+    at = state["trajectory"][state["best_epoch"] - 1]
+    supernet = Supernet(space).eval()
+    load_model_state(supernet, saved["best_supernet"], ckpt)
+
+    alpha = torch.tensor(at["alpha"], requires_grad=True)
+    beta = torch.tensor(at["beta"], requires_grad=True)
+    p = relax(alpha, at["tau"], gumbel=False).expand(space.n_layers, -1)
+    q = relax(beta, at["tau"], gumbel=False)
+    placement = Placement.resolve("cpu", "fp32")
+    flops = candidate_flops(space)
+    batches = ArchBatches(
+        Evaluator(data), cfg.search.arch_batch_size or cfg.search.batch, cfg.train.seed, placement.device
+    )
+    ce_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for k in range(args.batches):
+        ce, _ = arch_loss_parts(supernet, p, q, batches.get(k), flops, at["l_t"], placement)
+        ga, gb = torch.autograd.grad(ce, [alpha, beta], retain_graph=True)
+        ce_grads.append((ga.sum(dim=0), gb))
+    _, rc = arch_loss_parts(supernet, p, q, ArchBatch.empty(placement.device), flops, at["l_t"], placement)
+    rc_alpha, rc_beta = (g.detach() for g in torch.autograd.grad(rc, [alpha, beta]))
+
+    print(
+        f"{args.run_dir}: decision epoch {state['best_epoch']}, tau {at['tau']:.4f}, L_t {at['l_t']}, "
+        f"lambda {cfg.search.lam}, {args.batches} batches of {batches.batch} validation users"
+    )
+    print("logit | value | dCE (mean ± sd over batches) | dL_RC | lambda * dL_RC")
+    rows = [
+        (f"alpha[width {w}]", at["alpha"][0][i], 0, i, rc_alpha.sum(dim=0)[i])
+        for i, w in enumerate(space.hidden_widths)
+    ]
+    rows += [(f"beta[depth {j + 1}]", at["beta"][j], 1, j, rc_beta[j]) for j in range(space.n_layers)]
+    for name, value, part, i, rc_g in rows:
+        per_batch = [float(g[part][i]) for g in ce_grads]
+        sd = statistics.stdev(per_batch) if len(per_batch) > 1 else 0.0
+        print(
+            f"{name} | {value:+.4f} | {statistics.mean(per_batch):+.5f} ± {sd:.5f} | {float(rc_g):+.5f} | "
+            f"{cfg.search.lam * float(rc_g):+.5f}"
+        )
+    ce_beta = torch.stack([g[1] for g in ce_grads]).mean(dim=0)
+    print(f"lambda at which |lambda * dL_RC/dbeta| = |dCE/dbeta|: {float(ce_beta.norm() / rc_beta.norm()):.3f}")
+
+
+if __name__ == "__main__":
+    main()
