@@ -30,7 +30,9 @@ from dnsrec.pipeline import RunConfig, dnsrec_run
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import TrainingSamples
 
-GRADIENTS_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "controller_gradients.py"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+GRADIENTS_SCRIPT = BENCHMARKS / "controller_gradients.py"
+COST_SCRIPT = BENCHMARKS / "search_step_cost.py"
 
 
 def tiny_supernet() -> tuple[Supernet, Controllers, Evaluator, TrainingSamples]:
@@ -136,3 +138,20 @@ def test_controller_gradients_report_on_a_finished_run(tmp_path: Path) -> None:
     rc = [float(r[3]) for r in rows]
     assert abs(sum(rc[:3])) < 1e-4 and abs(sum(rc[3:])) < 1e-4 and max(map(abs, rc)) > 1e-3
     assert "lambda at which" in out.splitlines()[-1]
+
+
+def test_search_step_cost_benchmark_prints_every_form(tmp_path: Path) -> None:
+    """benchmarks/search_step_cost.py on the tiny supernet: one row per step form (timings not asserted)."""
+    tiny = ["dataset.d=16", "dataset.inner=32", "search.layers=2", "search.batch=256"]
+    out = subprocess.run(
+        [sys.executable, str(COST_SCRIPT), "--dataset", "gowalla-100", "--repeats", "1", "--", *tiny],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout  # fmt: skip
+    names = [line.split(" | ")[0] for line in out.splitlines() if line.count(" | ") == 3][1:]
+    assert names == [
+        "weight step",
+        "arch step, validation batch (97 users)",
+        "arch step, training windows",
+        "arch step, one prefix per target (old form)",
+    ]
+    assert out.splitlines()[-1].startswith("training windows vs one prefix per target: ")

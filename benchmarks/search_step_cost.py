@@ -1,0 +1,113 @@
+"""What one search step costs, side by side: the weight step and the architecture step in its forms.
+
+    .venv/bin/python benchmarks/search_step_cost.py [--dataset ml-100k] [--repeats 3] [-- run overrides]
+
+On the dataset's supernet (its preset d, D, N, L, pruning; one torch thread) it times, in one process:
+- a weight step on `search.batch` training targets;
+- an architecture step on a VALIDATION batch of `search.arch_batch_size` users (the paper's form; each
+  user's whole history goes through the supernet to score its last position);
+- an architecture step on the weight step's own training WINDOWS (`search.arch_batch=train`, scored at every
+  target position);
+- the same training targets expanded one padded prefix per target (how that option used to be computed;
+  the same loss, see tests/nas/test_arch_step.py), as the reference for the windows' saving.
+It prints seconds per step and the ratios to the weight step, and the seconds per search epoch that each
+architecture-step form adds at `search.arch_every`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from dnsrec.compose import compose
+from dnsrec.data import load_dataset
+from dnsrec.evaluate import Evaluator
+from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_step
+from dnsrec.nas.controllers import Controllers
+from dnsrec.nas.search import candidate_flops, supernet_loss, weight_step
+from dnsrec.nas.supernet import Supernet
+from dnsrec.pipeline import RunConfig
+from dnsrec.train.device import Placement
+from dnsrec.train.engine import make_engine
+from dnsrec.train.loop import TrainingSamples
+
+
+def seconds(fn: Callable[[int], object], repeats: int) -> float:
+    """Median wall time of fn(k) over `repeats` calls, after one warm-up call."""
+    fn(0)
+    times = []
+    for k in range(1, repeats + 1):
+        t0 = time.perf_counter()
+        fn(k)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def prefixes(batch: ArchBatch) -> ArchBatch:
+    """Every scored target of a window batch as its own prefix, zero-padded after it (the old form)."""
+    seqs = batch.seqs[batch.rows].clone()
+    seqs[torch.arange(seqs.shape[1])[None] > batch.cols[:, None]] = 0
+    return ArchBatch.last_positions(seqs, batch.cols + 1, batch.targets)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="ml-100k")
+    ap.add_argument("--repeats", type=int, default=3)
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, overrides = ap.parse_args(argv[:cut]), argv[cut + 1 :]
+    torch.set_num_threads(1)
+
+    cfg = RunConfig.from_mapping(compose("run", [f"dataset={args.dataset}", *overrides]))
+    data = load_dataset(cfg.dataset.name, data_dir=cfg.data_dir, max_len=cfg.dataset.max_len)
+    space = cfg.space(data)
+    placement = Placement.resolve("cpu", "fp32")
+    torch.manual_seed(0)
+    supernet, controllers = Supernet(space), Controllers(space.n_layers, space.m)
+    engine = make_engine(
+        supernet, supernet_loss(placement), cfg.train, placement, batch=cfg.search.batch, weight_decay=0.0
+    )
+    engine.set_training(True)
+    samples = TrainingSamples(data, "window", placement.device)
+    steps = samples.steps(cfg.search.batch, np.random.default_rng(0), cfg.train.bucket)
+    valid = ArchBatches(Evaluator(data), cfg.search.arch_batch_size or cfg.search.batch, 0, placement.device)
+    a_opt = torch.optim.Adam(controllers.parameters(), lr=cfg.search.arch_lr)
+    flops = candidate_flops(space)
+
+    def arch(batch: ArchBatch) -> None:
+        arch_step(supernet, controllers, a_opt, batch, 0, cfg.search.lam, flops, placement)
+
+    def weights(k: int) -> None:
+        weight_step(engine, controllers, steps[k], samples.counts, samples.get, k)
+
+    def window(k: int) -> ArchBatch:
+        return ArchBatch.windows(*samples.get(steps[k]))
+
+    rows = [
+        ("weight step", seconds(weights, args.repeats), 0),
+        (f"arch step, validation batch ({valid.batch} users)", seconds(lambda k: arch(valid.get(k)), args.repeats), 1),
+        ("arch step, training windows", seconds(lambda k: arch(window(k)), args.repeats), 1),
+        ("arch step, one prefix per target (old form)", seconds(lambda k: arch(prefixes(window(k))), args.repeats), 1),
+    ]  # fmt: skip
+    base = rows[0][1]
+    per_epoch = len(steps) / cfg.search.arch_every
+    print(
+        f"{data.name}: d {space.d}, D {space.inner}, N {space.max_len}, L {space.n_layers}, "
+        f"{len(steps)} weight steps of {cfg.search.batch} targets per epoch, an arch step every {cfg.search.arch_every}"
+    )
+    print("step | s/step | x weight step | s per search epoch")
+    for name, s, is_arch in rows:
+        print(f"{name} | {s:.3f} | {s / base:.2f} | {s * (per_epoch if is_arch else len(steps)):.1f}")
+    old, new = rows[3][1], rows[2][1]
+    print(f"training windows vs one prefix per target: {old / new:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()
