@@ -8,10 +8,12 @@ On the dataset's supernet (its preset d, D, N, L, pruning; one torch thread) it 
   user's whole history goes through the supernet to score its last position);
 - an architecture step on the weight step's own training WINDOWS (`search.arch_batch=train`, scored at every
   target position);
-- the same training targets expanded one padded prefix per target (how that option used to be computed;
-  the same loss, see tests/nas/test_arch_step.py), as the reference for the windows' saving.
-It prints seconds per step and the ratios to the weight step, and the seconds per search epoch that each
-architecture-step form adds at `search.arch_every`.
+- the first `--prefix-targets` of those training targets expanded into one padded prefix each (how that
+  option used to be computed; the same loss, see tests/nas/test_arch_step.py): the reference for the
+  windows' saving, on a part of the batch because the whole batch in that form needs too much memory (on
+  ML-100K, 1,024 prefixes of up to 200 items ran out of 24 GiB).
+It prints seconds per step, the ratios to the weight step, the seconds per search epoch that each
+architecture-step form adds at `search.arch_every`, and the two training-batch forms' seconds per target.
 """
 
 from __future__ import annotations
@@ -49,17 +51,20 @@ def seconds(fn: Callable[[int], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def prefixes(batch: ArchBatch) -> ArchBatch:
-    """Every scored target of a window batch as its own prefix, zero-padded after it (the old form)."""
-    seqs = batch.seqs[batch.rows].clone()
-    seqs[torch.arange(seqs.shape[1])[None] > batch.cols[:, None]] = 0
-    return ArchBatch.last_positions(seqs, batch.cols + 1, batch.targets)
+def prefixes(batch: ArchBatch, n: int) -> ArchBatch:
+    """The first n scored targets of a window batch, each as its own prefix zero-padded after it (the old
+    form)."""
+    rows, cols = batch.rows[:n], batch.cols[:n]
+    seqs = batch.seqs[rows].clone()
+    seqs[torch.arange(seqs.shape[1])[None] > cols[:, None]] = 0
+    return ArchBatch.last_positions(seqs, cols + 1, batch.targets[:n])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="ml-100k")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--prefix-targets", type=int, default=128, help="targets timed in the one-prefix form")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args, overrides = ap.parse_args(argv[:cut]), argv[cut + 1 :]
@@ -90,11 +95,16 @@ def main() -> None:
     def window(k: int) -> ArchBatch:
         return ArchBatch.windows(*samples.get(steps[k]))
 
+    n_prefix = min(args.prefix_targets, len(window(0)))
+
+    def prefix_form(k: int) -> None:
+        arch(prefixes(window(k), n_prefix))
+
     rows = [
         ("weight step", seconds(weights, args.repeats), 0),
         (f"arch step, validation batch ({valid.batch} users)", seconds(lambda k: arch(valid.get(k)), args.repeats), 1),
         ("arch step, training windows", seconds(lambda k: arch(window(k)), args.repeats), 1),
-        ("arch step, one prefix per target (old form)", seconds(lambda k: arch(prefixes(window(k))), args.repeats), 1),
+        (f"arch step, one prefix per target (old form), {n_prefix} targets", seconds(prefix_form, args.repeats), None),
     ]  # fmt: skip
     base = rows[0][1]
     per_epoch = len(steps) / cfg.search.arch_every
@@ -103,10 +113,15 @@ def main() -> None:
         f"{len(steps)} weight steps of {cfg.search.batch} targets per epoch, an arch step every {cfg.search.arch_every}"
     )
     print("step | s/step | x weight step | s per search epoch")
-    for name, s, is_arch in rows:
-        print(f"{name} | {s:.3f} | {s / base:.2f} | {s * (per_epoch if is_arch else len(steps)):.1f}")
-    old, new = rows[3][1], rows[2][1]
-    print(f"training windows vs one prefix per target: {old / new:.1f}x faster")
+    for name, s, per_step in rows:  # per_step: 0 weight step, 1 arch step, None a part of a batch only
+        epoch = "-" if per_step is None else f"{s * (per_epoch if per_step else len(steps)):.1f}"
+        print(f"{name} | {s:.3f} | {s / base:.2f} | {epoch}")
+    per_target_old = rows[3][1] / n_prefix
+    per_target_new = rows[2][1] / statistics.mean(len(window(k)) for k in range(args.repeats + 1))
+    print(
+        f"seconds per target: training windows {per_target_new:.2e}, one prefix per target {per_target_old:.2e} "
+        f"({per_target_old / per_target_new:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -152,6 +152,6 @@ def test_search_step_cost_benchmark_prints_every_form(tmp_path: Path) -> None:
         "weight step",
         "arch step, validation batch (97 users)",
         "arch step, training windows",
-        "arch step, one prefix per target (old form)",
+        "arch step, one prefix per target (old form), 128 targets",
     ]
-    assert out.splitlines()[-1].startswith("training windows vs one prefix per target: ")
+    assert out.splitlines()[-1].startswith("seconds per target: training windows ")
