@@ -5,7 +5,8 @@
 On the dataset's supernet (its preset d, D, N, L, pruning; one torch thread) it times, in one process:
 - a weight step on `search.batch` training targets;
 - an architecture step on a VALIDATION batch of `search.arch_batch_size` users (the paper's form; each
-  user's whole history goes through the supernet to score its last position);
+  user's whole history goes through the supernet to score its last position; the final layer runs for that
+  position alone), and the same batch with the final layer run at every position (how it used to be done);
 - an architecture step on the weight step's own training WINDOWS (`search.arch_batch=train`, scored at every
   target position);
 - the first `--prefix-targets` of those training targets expanded into one padded prefix each (how that
@@ -19,6 +20,7 @@ architecture-step form adds at `search.arch_every`, and the two training-batch f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -97,12 +99,16 @@ def main() -> None:
 
     n_prefix = min(args.prefix_targets, len(window(0)))
 
+    def every_position(k: int) -> None:
+        arch(dataclasses.replace(valid.get(k), one_per_row=False))
+
     def prefix_form(k: int) -> None:
         arch(prefixes(window(k), n_prefix))
 
     rows = [
         ("weight step", seconds(weights, args.repeats), 0),
         (f"arch step, validation batch ({valid.batch} users)", seconds(lambda k: arch(valid.get(k)), args.repeats), 1),
+        ("  the same, final layer at every position (old form)", seconds(every_position, args.repeats), 1),
         ("arch step, training windows", seconds(lambda k: arch(window(k)), args.repeats), 1),
         (f"arch step, one prefix per target (old form), {n_prefix} targets", seconds(prefix_form, args.repeats), None),
     ]  # fmt: skip
@@ -116,8 +122,9 @@ def main() -> None:
     for name, s, per_step in rows:  # per_step: 0 weight step, 1 arch step, None a part of a batch only
         epoch = "-" if per_step is None else f"{s * (per_epoch if per_step else len(steps)):.1f}"
         print(f"{name} | {s:.3f} | {s / base:.2f} | {epoch}")
-    per_target_old = rows[3][1] / n_prefix
-    per_target_new = rows[2][1] / statistics.mean(len(window(k)) for k in range(args.repeats + 1))
+    print(f"validation batch, final layer at the last position only: {rows[2][1] / rows[1][1]:.2f}x faster")
+    per_target_old = rows[4][1] / n_prefix
+    per_target_new = rows[3][1] / statistics.mean(len(window(k)) for k in range(args.repeats + 1))
     print(
         f"seconds per target: training windows {per_target_new:.2e}, one prefix per target {per_target_old:.2e} "
         f"({per_target_old / per_target_new:.1f}x)"

@@ -28,17 +28,20 @@ from dnsrec.train.loss import item_cross_entropy
 
 @dataclass(frozen=True)
 class ArchBatch:
-    """Sequences (B, W), and the outputs `seqs[rows, cols]` scored against `targets` (all (T,))."""
+    """Sequences (B, W), and the outputs `seqs[rows, cols]` scored against `targets` (all (T,)).
+    `one_per_row`: row i is scored at cols[i] only, so the supernet's final layer runs for that position
+    alone."""
 
     seqs: Tensor
     rows: Tensor
     cols: Tensor
     targets: Tensor
+    one_per_row: bool = False
 
     @classmethod
     def last_positions(cls, seqs: Tensor, lengths: Tensor, targets: Tensor) -> ArchBatch:
         """Right-padded sequences, each scored at its last real position (validation inputs)."""
-        return cls(seqs, torch.arange(len(seqs), device=seqs.device), lengths - 1, targets)
+        return cls(seqs, torch.arange(len(seqs), device=seqs.device), lengths - 1, targets, one_per_row=True)
 
     @classmethod
     def windows(cls, inputs: Tensor, targets: Tensor) -> ArchBatch:
@@ -113,9 +116,12 @@ def arch_loss_parts(
     if len(batch):
         weights = {name: w.detach() for name, w in supernet.named_parameters()}
         with placement.autocast():
-            y = torch.func.functional_call(supernet, weights, (batch.seqs, p, q))
+            if batch.one_per_row:
+                hidden = torch.func.functional_call(supernet, weights, (batch.seqs, p, q, batch.cols))
+            else:
+                hidden = torch.func.functional_call(supernet, weights, (batch.seqs, p, q))[batch.rows, batch.cols]
         ce = item_cross_entropy(
-            y[batch.rows, batch.cols],
+            hidden,
             supernet.output_weight.detach(),
             batch.targets,
             compute_dtype=placement.compute_dtype,

@@ -46,19 +46,30 @@ class Supernet(nn.Module):
         pos = torch.arange(seqs.shape[1], device=seqs.device)
         return self.drop(self.norm(self.item_emb(seqs) + self.pos_emb(pos)[None]))
 
-    def forward(self, seqs: Tensor, p: Tensor, q: Tensor) -> Tensor:
-        """(B, N) right-padded ids, p (L, m), q (L,) -> Y (B, N, d)."""
+    def forward(self, seqs: Tensor, p: Tensor, q: Tensor, last: Tensor | None = None) -> Tensor:
+        """(B, N) right-padded ids, p (L, m), q (L,) -> Y (B, N, d). With `last` (B,) positions: Y at those
+        positions only, (B, d); the final layer then runs for that position alone (its keys and values
+        still cover the sequence), as `SASRec.last_hidden` does — a quarter less work at L = 4."""
         x = gate_in = self.embed(seqs)  # X, the gates' input, is the same for every layer
         key_mask = seqs > 0
         hidden_masks = p @ self.hidden_masks  # (L, d): the expected mask of each layer
         inner_masks = p @ self.inner_masks  # (L, D)
-        y = torch.zeros_like(x)
+        rows = torch.arange(len(seqs), device=seqs.device)
+        y = torch.zeros_like(x if last is None else x[:, 0])
         for layer, block in enumerate(self.blocks):
-            x = block(x, key_mask, gate_in, hidden_mask=hidden_masks[layer], inner_mask=inner_masks[layer])
-            y = y + q[layer] * x
+            final = last is not None and layer == len(self.blocks) - 1
+            x = block(
+                x,
+                key_mask,
+                gate_in,
+                last=last if final else None,
+                hidden_mask=hidden_masks[layer],
+                inner_mask=inner_masks[layer],
+            )
+            at_last = x if last is None else x[:, 0] if final else x[rows, last]
+            y = y + q[layer] * at_last
         return y
 
     def score(self, seqs: Tensor, lengths: Tensor, p: Tensor, q: Tensor) -> Tensor:
         """(B, n_items + 1) scores from the soft mixture at each sequence's last real position."""
-        y = self.forward(seqs, p, q)
-        return y[torch.arange(len(seqs), device=seqs.device), lengths - 1] @ self.output_weight.T
+        return self.forward(seqs, p, q, last=lengths - 1) @ self.output_weight.T

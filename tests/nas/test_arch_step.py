@@ -151,7 +151,9 @@ def test_search_step_cost_benchmark_prints_every_form(tmp_path: Path) -> None:
     assert names == [
         "weight step",
         "arch step, validation batch (97 users)",
+        "  the same, final layer at every position (old form)",
         "arch step, training windows",
         "arch step, one prefix per target (old form), 128 targets",
     ]
+    assert out.splitlines()[-2].startswith("validation batch, final layer at the last position only: ")
     assert out.splitlines()[-1].startswith("seconds per target: training windows ")

@@ -114,6 +114,29 @@ def test_one_hot_supernet_equals_wide_compact_model(gate_layers: int, attention:
                 torch.testing.assert_close(compact.score(seqs, lengths), supernet.score(seqs, lengths, p, q))
 
 
+@pytest.mark.parametrize("attention", ["linear", "softmax"])
+def test_last_positions_only_equal_the_full_forward_there(attention: str) -> None:
+    """forward(last=...) runs the final layer for one position; values and p/q gradients must equal the
+    full forward read at those positions, under a soft mixture (every candidate and exit weighted)."""
+    sp = space(2, layers=3, attention=attention)
+    torch.manual_seed(2)
+    supernet = Supernet(sp).double().eval()
+    seqs, lengths = batch()
+    logits = torch.randn(sp.n_layers, sp.m, dtype=torch.double), torch.randn(sp.n_layers, dtype=torch.double)
+    outputs, grads = [], []
+    for last_only in (False, True):
+        a, b = (t.clone().requires_grad_() for t in logits)
+        p, q = a.softmax(-1), b.softmax(-1)  # per-layer candidate weights
+        rows = torch.arange(len(seqs))
+        y = supernet(seqs, p, q, last=lengths - 1) if last_only else supernet(seqs, p, q)[rows, lengths - 1]
+        outputs.append(y.detach())
+        grads.append(torch.autograd.grad(y.square().sum(), [a, b]))
+    torch.testing.assert_close(outputs[1], outputs[0])
+    for got, want in zip(grads[1], grads[0], strict=True):
+        assert want.abs().max() > 1e-8
+        torch.testing.assert_close(got, want)
+
+
 def test_narrow_weights_are_leading_slices() -> None:
     sp = space(2)
     supernet = Supernet(sp)
