@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,10 +92,11 @@ class Driver:
     def run(self) -> SweepSummary:
         start = time.monotonic()
         self.store.ensure_sweep(self.cfg.name, self.dataset, {"sweep": self.cfg.study_attrs(), "base": self.base})
+        stop = threading.Event()
         try:
-            with _stop_signals_as_interrupt():
+            with _stop_signals(stop):
                 self._reconcile()
-                while True:
+                while not stop.is_set():
                     self._fill()
                     self.launcher.refresh()
                     for f in [f for f in self.inflight if f.job.state() is JobState.DONE]:
@@ -102,7 +104,9 @@ class Driver:
                     self._status()
                     if not self.inflight and self._complete() >= self.cfg.trials:
                         break
-                    time.sleep(self.cfg.poll_seconds)
+                    stop.wait(self.cfg.poll_seconds)
+                if stop.is_set():
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             self._interrupt()
             raise SweepInterrupted(
@@ -376,12 +380,18 @@ def _mean(values: list[float]) -> float:
 
 
 @contextmanager
-def _stop_signals_as_interrupt() -> Iterator[None]:
+def _stop_signals(stop: threading.Event) -> Iterator[None]:
     """SIGINT and SIGTERM (Ctrl-C, `scancel` of the driver's own job, `kill`) both stop the driver cleanly,
-    even where SIGINT was inherited as ignored (a background job of a non-interactive shell)."""
+    even where SIGINT was inherited as ignored (a background job of a non-interactive shell).
+
+    The first signal only sets `stop`: the loop ends at its next check, so a storage query or a result
+    being recorded is never cut in half (an interrupt inside an SQLite read left the database locked for
+    the cancellation that followed). A second signal raises KeyboardInterrupt at once."""
 
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
 
     try:
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
