@@ -5,10 +5,12 @@
 RUN_DIR is a `dnsrec run` directory with its search checkpoint (search.pt); the overrides after `--` are
 the ones the run was started with (dataset, search.*, gates.*), so the supernet is rebuilt with the same
 shape. At the decision epoch (its weights, alpha, beta and tau, as the run kept them) it computes, on
-`--batches` architecture batches of that run, the gradient on alpha and beta of the CE term and of the
-resource term L_RC of Eq. 13, and prints them per candidate and per exit depth. Descent moves a logit
-against its gradient, so the term with the larger magnitude decides which candidate or depth grows; the
-last line gives the lambda at which lambda * |dL_RC/dbeta| equals |dCE/dbeta|.
+`--batches` validation batches (the run's seed and arch_batch_size), the gradient on alpha and beta of
+the CE term and of the resource term L_RC of Eq. 13, and prints them per candidate and per exit depth.
+The CE term is always taken on validation batches, also for a run searched with `search.arch_batch=train`;
+with per-layer alpha the rows show alpha's gradient summed over layers and the first layer's logits.
+Descent moves a logit against its gradient, so the term with the larger magnitude decides which candidate
+or depth grows; the last line gives the lambda at which lambda * |dL_RC/dbeta| equals |dCE/dbeta|.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ class Supernet(nn.Module):
     def forward(self, seqs: Tensor, p: Tensor, q: Tensor, last: Tensor | None = None) -> Tensor:
         """(B, N) right-padded ids, p (L, m), q (L,) -> Y (B, N, d). With `last` (B,) positions: Y at those
         positions only, (B, d); the final layer then runs for that position alone (its keys and values
-        still cover the sequence), as `SASRec.last_hidden` does — a quarter less work at L = 4."""
+        still cover the sequence), as `SASRec.last_hidden` does (benchmarks/search_step_cost.py times both)."""
         x = gate_in = self.embed(seqs)  # X, the gates' input, is the same for every layer
         key_mask = seqs > 0
         hidden_masks = p @ self.hidden_masks  # (L, d): the expected mask of each layer

@@ -96,17 +96,16 @@ class Driver:
         try:
             with _stop_signals(stop):
                 self._reconcile()
-                while not stop.is_set():
+                while True:
                     self._fill()
                     self.launcher.refresh()
                     for f in [f for f in self.inflight if f.job.state() is JobState.DONE]:
                         self._finish(f)
                     self._status()
                     if not self.inflight and self._complete() >= self.cfg.trials:
-                        break
-                    stop.wait(self.cfg.poll_seconds)
-                if stop.is_set():
-                    raise KeyboardInterrupt
+                        break  # finished, even if a stop signal came during this last pass
+                    if stop.wait(self.cfg.poll_seconds):
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
             self._interrupt()
             raise SweepInterrupted(
