@@ -19,6 +19,15 @@ from dnsrec.errors import DNSRecError
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
 
+# What the metric keys' protocol prefixes mean, written into every result so a reader compares like with like.
+PROTOCOL_DESCRIPTIONS = {
+    "pop100": "the paper's protocol: the held-out item ranked against 100 negatives sampled by popularity "
+    "(fixed per dataset and split) from items outside the user's history; ties count against the target",
+    "full": "full ranking over every item EXCEPT the user's history (the 'seen items filtered' convention of "
+    "most SASRec reports; RecBole's full sort for sequential models does NOT exclude history, so its numbers "
+    "are lower and not comparable); ties count against the target",
+}
+
 
 @dataclass
 class RunResult:
@@ -45,6 +54,7 @@ class RunResult:
     peak_memory_mb: float = 0.0  # CUDA: max allocated; CPU: the process's max resident set
     architecture: dict[str, Any] | None = None  # the searched or given Architecture (DNS-Rec stages)
     search: dict[str, Any] | None = None  # best_epoch, steps, per-epoch trajectory of alpha, beta, tau, ...
+    protocols: dict[str, str] = field(default_factory=lambda: dict(PROTOCOL_DESCRIPTIONS))
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

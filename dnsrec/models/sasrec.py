@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from dnsrec.models.layers import Block, init_weights
+from dnsrec.models.layers import Block, init_weights, item_scores
 
 # "linear-prefix" is LinRec computed as prefix sums (same values; the form whose FLOPs we report).
 Attention = Literal["softmax", "linear", "linear-prefix"]
@@ -109,4 +109,4 @@ class SASRec(nn.Module):
 
     def score(self, seqs: Tensor, lengths: Tensor) -> Tensor:
         """Scores of every item id for the next item after each sequence: (B, n_items + 1)."""
-        return self.last_hidden(seqs, lengths) @ self.output_weight.T
+        return item_scores(self.last_hidden(seqs, lengths), self.output_weight)

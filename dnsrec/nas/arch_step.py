@@ -94,8 +94,17 @@ class ArchBatches:
 
 
 def resource_loss(p: Tensor, q: Tensor, flops: Tensor, l_t: int, n_layers: int) -> Tensor:
-    """L_RC of Eq. 12, normalised by F_max - F_min as the published code does."""
-    span = n_layers * flops.max() - flops.min()
+    """L_RC of Eq. 12 as the published code computes it:
+
+        f_i = F_i / (F_max - F_min),  L_RC = (L_t / L) * sum_j q_j * sum_{l<=j} sum_i p[l, i] f_i
+
+    with F_max, F_min the largest and smallest cost of ONE layer's candidates. (Dividing by the whole
+    network's range, L * F_max - F_min, makes lambda about L + 1 times weaker than the paper's.)
+    `flops` is (m,) or (L, m); for layer-dependent costs the widest layer's range is the normaliser.
+    """
+    span = (flops.amax(dim=-1) - flops.amin(dim=-1)).max()
+    if not span > 0:  # one candidate per layer: nothing to trade, scale by the layer's own cost
+        span = flops.max()
     return (l_t / n_layers) * expected_flops(p, q, flops) / span
 
 

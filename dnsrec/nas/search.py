@@ -197,7 +197,7 @@ def search(
 
             def score(seqs: Tensor, lengths: Tensor, p: Tensor = p, q: Tensor = q, net: nn.Module = net) -> Tensor:
                 with placement.autocast():
-                    return net.score(seqs, lengths, p, q).float()  # type: ignore[operator]
+                    return net.score(seqs, lengths, p, q)  # type: ignore[no-any-return, operator]
 
             valid = evaluator.evaluate(score, "valid")
         valid = distributed.broadcast_object(valid)  # rank 0's numbers pick the epoch on every rank

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dnsrec.models.layers import Block, init_weights
+from dnsrec.models.layers import Block, init_weights, item_scores
 from dnsrec.nas.space import SearchSpace
 
 
@@ -72,4 +72,4 @@ class Supernet(nn.Module):
 
     def score(self, seqs: Tensor, lengths: Tensor, p: Tensor, q: Tensor) -> Tensor:
         """(B, n_items + 1) scores from the soft mixture at each sequence's last real position."""
-        return self.forward(seqs, p, q, last=lengths - 1) @ self.output_weight.T
+        return item_scores(self.forward(seqs, p, q, last=lengths - 1), self.output_weight)

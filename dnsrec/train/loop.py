@@ -65,7 +65,7 @@ class FitResult:
 def scorer_of(model: SASRec, placement: Placement) -> Callable[[Tensor, Tensor], Tensor]:
     def score(seqs: Tensor, lengths: Tensor) -> Tensor:
         with placement.autocast():
-            return model.score(seqs, lengths).float()
+            return model.score(seqs, lengths)
 
     return score
 
