@@ -167,8 +167,18 @@ class SearchConfig:
     layers: int = dataclasses.field(default=4, metadata={"check": positive_int})  # L
     heads: int = dataclasses.field(default=4, metadata={"check": positive_int})
     per_layer_alpha: bool = False
+    # Temperature: "steps" = the published max(0.01, 1 - 5e-5 t); "search" = linear from 1 to `tau_final`
+    # over the whole search, whatever the dataset's number of steps per epoch.
+    tau_schedule: str = dataclasses.field(default="steps", metadata={"check": one_of("steps", "search")})
+    tau_final: float = dataclasses.field(default=0.1, metadata={"check": positive_float})
+    # Epochs of weight steps only before the first architecture step (ProxylessNAS-style warm-up: the
+    # controllers then compare trained candidates, not random ones). Not eligible as the decision epoch.
+    warmup_epochs: int = dataclasses.field(default=0, metadata={"check": non_negative_int})
 
     def __post_init__(self) -> None:
+        fewer = f"fewer than search.epochs={self.epochs}"
+        check("search.warmup_epochs", self.warmup_epochs < self.epochs, fewer, self.warmup_epochs)
+        check("search.tau_final", self.tau_final <= 1, "a number in (0, 1]", self.tau_final)
         check("search.lam", not isinstance(self.lam, bool), "a number >= 0", self.lam)
 
 

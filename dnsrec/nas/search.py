@@ -16,6 +16,7 @@ summed over ranks by hand. Architecture steps read the weights as detached const
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from dnsrec.data.sequences import SequenceData
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_step
 from dnsrec.nas.architecture import Architecture
-from dnsrec.nas.controllers import Controllers, temperature
+from dnsrec.nas.controllers import Controllers, TemperatureSchedule
 from dnsrec.nas.derive import derive_architecture
 from dnsrec.nas.flops import expected_flops, layer_flops
 from dnsrec.nas.space import SearchSpace
@@ -136,6 +137,16 @@ def search(
     space = supernet.space
     gumbel_gen = torch.Generator(device=device).manual_seed(train.seed)  # the same draws on every rank
 
+    # The temperature is a pure function of cfg, the data and the step, so a resumed search gets the same.
+    per_epoch = len(samples.steps(cfg.batch, np.random.default_rng([train.seed, 1]), train.bucket))
+    hold = cfg.warmup_epochs * per_epoch  # tau stays at 1 while only the weights train
+    if cfg.tau_schedule == "search":
+        arch_steps = (cfg.epochs - cfg.warmup_epochs) * per_epoch
+        controllers.schedule = TemperatureSchedule.over_search(arch_steps, cfg.tau_final, hold)
+    else:
+        controllers.schedule = dataclasses.replace(controllers.schedule, hold=hold)
+    tau_at = controllers.schedule
+
     state: dict[str, Any] = {"epoch": 0, "step": 0, "best": -math.inf, "best_epoch": 0, "trajectory": []}
     best_weights = engine.state_dict()
     ckpt = run_dir / CHECKPOINT if run_dir else None
@@ -163,7 +174,7 @@ def search(
             state["step"] += 1
             n = int(samples.counts[idx].sum())
             loss_sum, seen = loss_sum + loss * n, seen + n
-            if state["step"] % cfg.arch_every == 0:
+            if state["step"] % cfg.arch_every == 0 and epoch > cfg.warmup_epochs:
                 k = state["step"] // cfg.arch_every - 1  # architecture steps taken before this one
                 if cfg.arch_batch == "valid":
                     total = arch_batches.batch
@@ -187,7 +198,7 @@ def search(
                         denominator=total,
                         resource=engine.rank == 0,
                     )
-            bar.update(1, loss=loss_sum / max(seen, 1), tau=temperature(state["step"]))
+            bar.update(1, loss=loss_sum / max(seen, 1), tau=tau_at(state["step"]))
         bar.close()
 
         engine.set_training(False)
@@ -207,7 +218,7 @@ def search(
         entry = {
             "epoch": epoch,
             "loss": loss_sum / max(seen, 1),
-            "tau": temperature(state["step"]),
+            "tau": tau_at(state["step"]),
             "alpha": controllers.alpha.detach().cpu().tolist(),
             "beta": controllers.beta.detach().cpu().tolist(),
             "p": p.cpu().tolist(),
@@ -221,7 +232,7 @@ def search(
         }
         state["trajectory"].append(entry)
         state["epoch"] = epoch
-        if valid[SELECTION_METRIC] > state["best"]:
+        if valid[SELECTION_METRIC] > state["best"] and epoch > cfg.warmup_epochs:
             state["best"], state["best_epoch"] = valid[SELECTION_METRIC], epoch
             best_weights = engine.state_dict()
         log(

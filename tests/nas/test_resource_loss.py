@@ -29,7 +29,9 @@ def test_resource_loss_gradients_match_the_hand_computation() -> None:
     resource_loss(p, q, FLOPS, l_t=2, n_layers=2).backward()
     # dL/dp[l, i] = f_i * sum_{j>=l} q_j; dL/dq_j = cost of exiting after layer j.
     assert p.grad is not None and q.grad is not None
-    torch.testing.assert_close(p.grad, torch.tensor([[0.5 * 1.0, 1.5 * 1.0], [0.5 * 0.6, 1.5 * 0.6]], dtype=torch.float64))
+    torch.testing.assert_close(
+        p.grad, torch.tensor([[0.5 * 1.0, 1.5 * 1.0], [0.5 * 0.6, 1.5 * 0.6]], dtype=torch.float64)
+    )
     torch.testing.assert_close(q.grad, torch.tensor([1.0, 2.25], dtype=torch.float64))
 
 

@@ -1,0 +1,50 @@
+"""Temperature schedules (pure functions of the step) and the search's warm-up epochs."""
+
+from __future__ import annotations
+
+import pytest
+from tiny_runs import TINY_RUN
+
+from dnsrec.compose import compose
+from dnsrec.data import load_dataset
+from dnsrec.errors import ConfigError
+from dnsrec.evaluate import Evaluator
+from dnsrec.nas.controllers import Controllers, TemperatureSchedule
+from dnsrec.nas.search import search
+from dnsrec.nas.space import SearchSpace
+from dnsrec.nas.supernet import Supernet
+from dnsrec.pipeline import RunConfig
+
+
+def test_published_schedule_is_the_default() -> None:
+    tau = TemperatureSchedule()
+    assert [tau(t) for t in (0, 10_000, 10**7)] == [1.0, pytest.approx(0.5), 0.01]
+
+
+def test_schedule_over_the_search_reaches_its_final_value_at_the_last_step() -> None:
+    tau = TemperatureSchedule.over_search(total_steps=200, final=0.1, hold=50)
+    assert tau(0) == tau(50) == 1.0  # held while only the weights train
+    assert tau(150) == pytest.approx(0.55)  # halfway: (1 + 0.1) / 2
+    assert tau(250) == pytest.approx(0.1) and tau(10**6) == pytest.approx(0.1)
+
+
+def tiny_search(*extra: str) -> list[dict]:  # type: ignore[type-arg]
+    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.arch_every=1", *extra]))
+    data = load_dataset("gowalla-100")
+    space = SearchSpace(data.n_items, data.max_len, d=16, inner=32, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1)
+    out = search(Supernet(space), Controllers(2, 3), data, Evaluator(data), cfg.search, cfg.train, log=lambda _: None)
+    return out.trajectory
+
+
+def test_warmup_epochs_train_weights_only_and_the_schedule_spans_the_rest() -> None:
+    warm, first, last = tiny_search(
+        "search.epochs=3", "search.warmup_epochs=1", "search.tau_schedule=search", "search.tau_final=0.2"
+    )
+    assert warm["alpha"] == [[0.0, 0.0, 0.0]] and warm["beta"] == [0.0, 0.0] and warm["tau"] == 1.0
+    assert first["beta"] != [0.0, 0.0]  # architecture steps begin after the warm-up
+    assert 0.2 < first["tau"] < 1.0 and last["tau"] == pytest.approx(0.2)
+
+
+def test_warmup_must_leave_search_epochs() -> None:
+    with pytest.raises(ConfigError, match="search.warmup_epochs"):
+        RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.epochs=2", "search.warmup_epochs=2"]))
