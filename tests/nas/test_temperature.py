@@ -46,5 +46,5 @@ def test_warmup_epochs_train_weights_only_and_the_schedule_spans_the_rest() -> N
 
 
 def test_warmup_must_leave_search_epochs() -> None:
-    with pytest.raises(ConfigError, match="search.warmup_epochs"):
+    with pytest.raises(ConfigError, match=r"search\.warmup_epochs"):
         RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.epochs=2", "search.warmup_epochs=2"]))
