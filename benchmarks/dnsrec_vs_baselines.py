@@ -8,8 +8,11 @@ Per seed, three runs side by side (a pool of `--jobs` worker processes, one torc
 - `sasrec`: SASRec with LinRec at the paper's baseline settings (2 layers, d = 128, D = 256, 8 heads);
 - `unpruned`: the supernet's shape trained alone (L layers, full width, 4 heads, gates), via `retrain`.
 Prints mean and standard deviation over seeds of test NDCG@10 (pop100 and full), FLOPs, parameters and
-inference seconds on the whole test set (and their ratios). A run whose result.json exists is reused, so
-a killed benchmark continues where it stopped. Results land in OUT/<model>-seed<k>/result.json.
+inference seconds on the whole test set (and their ratios); then, per seed, a paired comparison over test
+users (per-user NDCG@10 of DNS-Rec minus SASRec: same users, same negatives; mean and 95% bootstrap
+interval), so a real gap can be told from noise; then the issue's acceptance checks, each PASS or FAIL.
+A run whose result.json exists is reused, so a killed benchmark continues where it stopped. Results land
+in OUT/<model>-seed<k>/result.json.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from dnsrec.evaluate import RANKS_FILE, paired_bootstrap, per_user_ndcg, read_ranks
 from dnsrec.result import RESULT_FILE, RunResult
 
 MODELS = ("dnsrec", "sasrec", "unpruned")
@@ -116,12 +121,56 @@ def main() -> None:
                 ]
             )
         )
+    paired_comparison(args.out, args.seeds)
+    acceptance(results)
     for r in results["dnsrec"]:
         a = r.architecture or {}
         print(
             f"dnsrec seed architecture: depth {len(a.get('hidden', []))}, widths {a.get('hidden')}, "
             f"inner {a.get('inner_widths')}, search {r.seconds['search']:.0f}s, retrain {r.seconds['retrain']:.0f}s"
         )
+
+
+def paired_comparison(out: Path, seeds: list[int]) -> None:
+    """Per seed and protocol: mean per-user NDCG@10 difference DNS-Rec - SASRec with its bootstrap interval."""
+    print("paired over test users, dnsrec - sasrec NDCG@10: mean [95% bootstrap interval]")
+    pooled: dict[str, list[np.ndarray]] = {"pop100": [], "full": []}
+    for s in seeds:
+        files = [out / f"{m}-seed{s}" / RANKS_FILE for m in ("dnsrec", "sasrec")]
+        if not all(f.exists() for f in files):
+            print(f"  seed {s}: no {RANKS_FILE} in both runs (made before ranks were written)")
+            continue
+        dns, sas = (read_ranks(f) for f in files)
+        line = []
+        for protocol, diffs in pooled.items():
+            diff = per_user_ndcg(dns[f"test/{protocol}"], 10) - per_user_ndcg(sas[f"test/{protocol}"], 10)
+            diffs.append(diff)
+            mean, low, high = paired_bootstrap(diff)
+            line.append(f"{protocol} {mean:+.4f} [{low:+.4f}, {high:+.4f}]")
+        print(f"  seed {s}: " + ", ".join(line))
+    for protocol, diffs in pooled.items():
+        if len(diffs) > 1:  # seeds' differences pooled: each user once per seed
+            mean, low, high = paired_bootstrap(np.concatenate(diffs))
+            print(f"  all seeds {protocol}: {mean:+.4f} [{low:+.4f}, {high:+.4f}]")
+
+
+def acceptance(results: dict[str, list[RunResult]]) -> None:
+    """The search issue's bar: accuracy at least SASRec's at a fraction of its and the supernet's FLOPs."""
+
+    def mean(m: str, key: str) -> float:
+        return statistics.mean(r.metrics["test"][key] for r in results[m])
+
+    sas_full = [r.metrics["test"]["full/ndcg@10"] for r in results["sasrec"]]
+    sd = statistics.stdev(sas_full) if len(sas_full) > 1 else 0.0
+    flops = {m: statistics.mean(r.flops["model"] for r in results[m]) for m in results}
+    checks = [
+        ("pop100 NDCG@10 mean >= sasrec's", mean("dnsrec", "pop100/ndcg@10") >= mean("sasrec", "pop100/ndcg@10")),
+        ("full NDCG@10 mean >= sasrec's - 1 sd", mean("dnsrec", "full/ndcg@10") >= statistics.mean(sas_full) - sd),
+        ("FLOPs <= 0.6x sasrec's", flops["dnsrec"] <= 0.6 * flops["sasrec"]),
+        ("FLOPs <= 0.25x the un-pruned supernet's", flops["dnsrec"] <= 0.25 * flops["unpruned"]),
+    ]
+    for name, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}: dnsrec {name}")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@ first, and NaN scores count as -inf (a diverged model scores worst, never best).
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol, get_args
 
 import numpy as np
@@ -176,6 +178,47 @@ def ranking_metrics(ranks: np.ndarray, ks: Iterable[int]) -> dict[str, float]:
         out[f"mrr@{k}"] = float(np.where(hit, 1.0 / (ranks + 1.0), 0.0).mean())
         out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
     return out
+
+
+def per_user_ndcg(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Each user's NDCG@k (one target: 1 / log2(rank + 2) inside the top k, else 0); its mean is ndcg@k."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    return np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+
+
+def paired_bootstrap(diff: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of per-user differences and its 95% percentile-bootstrap interval (users resampled).
+
+    Two models evaluated on the same users and the same negatives differ per user; resampling users keeps
+    each pair together, so the interval reflects the gap between the models, not each model's own spread.
+    """
+    diff = np.asarray(diff, dtype=np.float64)
+    if not len(diff):
+        raise ValueError("paired_bootstrap needs at least one user")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for lo in range(0, n_boot, 1000):  # blocks of resamples bound the memory on large user sets
+        hi = min(lo + 1000, n_boot)
+        means[lo:hi] = diff[rng.integers(0, len(diff), size=(hi - lo, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(diff.mean()), float(low), float(high)
+
+
+RANKS_FILE = "ranks.npz"  # per-user 0-based ranks of the final model, keyed "<split>/<protocol>"
+
+
+def write_ranks(path: Path, ranks: dict[str, dict[str, np.ndarray]]) -> None:
+    """Per-user ranks ({split: {protocol: (n_users,)}}) for paired comparisons between runs; atomic."""
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(
+        tmp, **{f"{split}/{p}": r.astype(np.int32) for split, by in ranks.items() for p, r in by.items()}
+    )
+    os.replace(tmp, path)
+
+
+def read_ranks(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as f:
+        return {key: f[key] for key in f.files}
 
 
 @dataclass(frozen=True)

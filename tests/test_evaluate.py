@@ -17,9 +17,13 @@ from dnsrec.evaluate import (
     Evaluator,
     SplitInputs,
     negative_seed,
+    paired_bootstrap,
+    per_user_ndcg,
     ranking_metrics,
+    read_ranks,
     sample_pop100_negatives,
     split_inputs,
+    write_ranks,
 )
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -448,3 +452,28 @@ def test_bad_options_are_config_errors() -> None:
         evaluator.evaluate(lambda s, n: torch.zeros(s.shape[0], data.n_items), "test")
     with pytest.raises(ConfigError, match="negatives"):
         sample_pop100_negatives(data, "test", n=0)
+
+
+# ---------------------------------------------------------------- paired comparisons
+
+
+def test_per_user_ndcg_averages_to_the_metric() -> None:
+    ranks = np.array([0, 3, 9, 10, 250])
+    assert per_user_ndcg(ranks, 10).tolist() == pytest.approx([1.0, 1 / math.log2(5), 1 / math.log2(11), 0.0, 0.0])
+    assert per_user_ndcg(ranks, 10).mean() == pytest.approx(ranking_metrics(ranks, [10])["ndcg@10"])
+
+
+def test_paired_bootstrap_interval_matches_the_normal_approximation() -> None:
+    diff = np.random.default_rng(1).normal(0.02, 0.3, size=4000)
+    mean, low, high = paired_bootstrap(diff, n_boot=4000)
+    half = 1.96 * diff.std(ddof=1) / math.sqrt(len(diff))  # independent: the central limit theorem
+    assert mean == pytest.approx(diff.mean())
+    assert low == pytest.approx(mean - half, abs=0.15 * half) and high == pytest.approx(mean + half, abs=0.15 * half)
+
+
+def test_ranks_file_round_trips(tmp_path: Path) -> None:
+    ranks = {"test": {"pop100": np.array([0, 5, 100]), "full": np.array([3, 1600, 7])}}
+    write_ranks(tmp_path / "ranks.npz", ranks)
+    back = read_ranks(tmp_path / "ranks.npz")
+    assert sorted(back) == ["test/full", "test/pop100"] and back["test/full"].tolist() == [3, 1600, 7]
+    assert [p.name for p in tmp_path.iterdir()] == ["ranks.npz"]
