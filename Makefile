@@ -9,7 +9,7 @@ ATTENTION ?= linear
 LAUNCHER ?= local
 
 .DEFAULT_GOAL := help
-.PHONY: help install test check lint types format train run bench clean sweep results slurm-up slurm-down slurm-status
+.PHONY: help install system-deps test check lint types format train run bench clean sweep results slurm-up slurm-down slurm-status
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,9 +18,17 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-install: $(PY) ## create .venv: torch 2.13.0 CPU first, then dnsrec with its pinned dependencies and dev tools
+install: $(PY) ## everything `make test` needs: .venv (torch 2.13.0 CPU first, dnsrec + dev tools + matplotlib), and as root on Debian/Ubuntu the system packages (SLURM, munge, MariaDB, PostgreSQL)
 	@if ! $(PY) -c 'import torch' 2>/dev/null; then $(PY) -m pip install -q torch==2.13.0; fi
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,plot]'
+	@if [ "$$(id -u)" -eq 0 ]; then slurm/install-deps.sh; \
+	elif ! slurm/install-deps.sh --check; then \
+	  echo "make install: the Python side is installed; the tests also need those system packages. Install them with:"; \
+	  echo "    sudo slurm/install-deps.sh"; \
+	fi
+
+system-deps: ## only the system packages the tests use (root, Debian/Ubuntu): slurm/install-deps.sh
+	slurm/install-deps.sh
 
 test: ## run the default test suite (CPU; reads real data from DNSREC_DATA_DIR)
 	$(PY) -m pytest -q -n 2 --durations=15
@@ -58,7 +66,7 @@ bench: ## window vs per-prefix training speed and evaluation seconds on ML-1M
 clean: ## remove caches and run directories (not the venv)
 	rm -rf runs outputs .pytest_cache .mypy_cache .ruff_cache
 
-slurm-up: ## start a single-node SLURM cluster with sacct (as root; packages: slurm/install-deps.sh)
+slurm-up: ## start a single-node SLURM cluster with sacct (as root; packages: make install as root)
 	slurm/cluster.sh up
 
 slurm-down: ## stop it (cancels its jobs; keeps state and logs under DNSREC_SLURM_PREFIX)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from system_deps import missing_for
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Each xdist worker is one process per core: torch's own threads on top oversubscribe the cores and
@@ -16,6 +17,20 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATA_DIR = Path(os.environ.get("DNSREC_DATA_DIR", SHARED_DATA))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop at once, with one message, when the selected tests need a system binary this machine lacks (the
+    SLURM cluster's, PostgreSQL's): see system_deps.py. Checked once, by the xdist controller or by pytest
+    itself, never again in each worker."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    invoked = config.invocation_params.dir
+    selected = [invoked / arg.split("::", 1)[0] for arg in config.args]
+    message = missing_for(selected)
+    if message:
+        pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(autouse=True)

@@ -30,12 +30,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from system_deps import INSTALL_HINT, missing_slurm_binaries
+
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SH = REPO / "slurm" / "cluster.sh"
-DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
-CLIENTS = ("sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel", "sacct", "sacctmgr")
 TEST_GPUS = 2  # fake GPUs of the test cluster, so that GPU requests (--gres=gpu:K) can be tested
-_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 
 
 class SlurmUnavailable(RuntimeError):
@@ -107,18 +106,10 @@ class SlurmCluster:
             time.sleep(0.3)
 
 
-def missing_binaries() -> list[str]:
-    names = (*DAEMONS, *CLIENTS, "munge", "mariadb", "mariadb-install-db")
-    return [name for name in names if shutil.which(name, path=_SEARCH_PATH) is None]
-
-
 def _require_binaries() -> None:
-    missing = missing_binaries()
+    missing = missing_slurm_binaries()
     if missing:
-        raise SlurmUnavailable(
-            f"SLURM test cluster binaries not found: {', '.join(missing)}. Install them (as root) with "
-            "`slurm/install-deps.sh` (slurmctld slurmd slurm-client munge slurmdbd mariadb-server; .ci/run does)"
-        )
+        raise SlurmUnavailable(f"SLURM test cluster binaries not found: {', '.join(missing)}. {INSTALL_HINT}")
 
 
 def cluster_from_conf(conf: Path) -> SlurmCluster:

@@ -2,8 +2,9 @@
 accounting (sacct) and 2 fake GPUs, started once per test run and shared by the xdist workers.
 
 Set DNSREC_SLURM_CONF=/path/to/etc/slurm.conf to run against a cluster that is already up (e.g. from
-`make slurm-up`); the tests then never stop it. If the SLURM binaries are missing the tests FAIL with the
-install command: CI installs them (.ci/run), so a silent skip would hide a broken install step.
+`make slurm-up`); the tests then never stop it. If the SLURM binaries are missing the run stops at session
+start with one message (tests/system_deps.py), and the fixture fails, never skips: `make install` installs
+them, so a silent skip would hide a broken install step.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Fixtures of the results-store contract tests: every backend (SQLite, a real PostgreSQL server started
 once per session), a hand-made RunResult factory and one real `dnsrec run` result per test session.
 
-If the PostgreSQL server binaries are absent the PostgreSQL tests FAIL with the install command: CI
-installs them, so a silent skip would hide a broken install step.
+If the PostgreSQL server binaries are absent the run stops at session start with one message
+(tests/system_deps.py), and the fixture fails, never skips: `make install` installs them, so a silent skip
+would hide a broken install step.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import os
 import pwd
 import secrets
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from system_deps import INSTALL_HINT, postgres_bindir
 
 from dnsrec.result import RunResult
 
@@ -48,14 +48,6 @@ class PostgresServer:
         )
 
 
-def postgres_bindir() -> Path | None:
-    for found in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if (Path(found) / "initdb").is_file() and (Path(found) / "pg_ctl").is_file():
-            return Path(found)
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb and shutil.which("pg_ctl") else None
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,7 +67,7 @@ def running_postgres() -> Iterator[PostgresServer]:
     if bindir is None:
         raise PostgresUnavailable(
             "PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin or on PATH: "
-            "install them with `apt-get install -y --no-install-recommends postgresql` (.ci/run does)"
+            f"{INSTALL_HINT}"
         )
     root = Path(tempfile.mkdtemp(prefix="dnsrec-pg-"))
     as_user: list[str] = []
