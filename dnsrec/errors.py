@@ -19,3 +19,11 @@ class DataError(DNSRecError):
 
 class CheckpointError(DNSRecError):
     """A checkpoint file is missing, truncated or does not fit the model."""
+
+
+class ConfigMismatch(CheckpointError):
+    """A run directory holds checkpoints made under another config; the message names the differing keys."""
+
+
+class Diverged(DNSRecError):
+    """Training diverged: a loss or an architecture weight is not finite; the message says which and where."""

@@ -6,8 +6,9 @@ will call them. Hydra stays at the entry point (`cli.py`). Stages:
 - `dnsrec_run`: DNS-Rec search on the supernet, derive the Architecture, retrain the compact model;
 - `retrain_run`: retrain a given Architecture alone (fresh initialisation: there is no supernet).
 A run directory holds checkpoints (`search.pt`, `last.pt`, `best.pt`, and `zero/` with the DeepSpeed
-engine), `architecture.json` and `result.json`; started again on the same directory a run resumes where
-it stopped.
+engine), `architecture.json`, `result.json` and `run_config.json`; started again on the same directory a run
+resumes where it stopped, if its config is the same (`run_stamp`): another config is refused with the
+differing keys, never mixed with the old run's checkpoints.
 
 Several ranks (torchrun, or one SLURM job with k tasks): call the same function with the same arguments
 and the same `run_dir` in every rank. The ranks join one process group (`init_from_env`), share every
@@ -41,8 +42,8 @@ from dnsrec.config import (
 )
 from dnsrec.data import load_dataset
 from dnsrec.data.sequences import SequenceData
-from dnsrec.errors import ConfigError
-from dnsrec.evaluate import Evaluator
+from dnsrec.errors import ConfigError, ConfigMismatch
+from dnsrec.evaluate import RANKS_FILE, Evaluator, ranking_metrics, write_ranks
 from dnsrec.models import SASRec, SASRecConfig
 from dnsrec.nas.architecture import Architecture
 from dnsrec.nas.controllers import Controllers
@@ -53,6 +54,7 @@ from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.result import RunResult
 from dnsrec.train import distributed
+from dnsrec.train.checkpoint import ConfigStamp, read_stamp
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import FitResult, fit, scorer_of
 
@@ -165,6 +167,89 @@ class RunConfig:
         return dataclasses.replace(self.train, batch=r.batch, max_epochs=r.max_epochs, patience=r.patience)
 
 
+# Config keys left out of a run's ConfigStamp, the hash its checkpoints carry (dnsrec.train.checkpoint):
+# everything else changes what a checkpoint holds, so resuming under another value would mix two configs.
+NOT_IN_STAMP = frozenset(
+    {
+        "data_dir",  # where the dataset files are read from, not which data (name and preset are stamped)
+        "train.progress",  # progress bars
+        "train.eval_batch",  # users per evaluation forward: each user's scores are computed alone
+        # The device alone: the same maths elsewhere (a requeue onto another node type). What does change
+        # the numbers, bf16 or fp32, is stamped: `train.precision` here, and the precision `auto` resolved
+        # to on the run's device inside each checkpoint (`checkpoint_stamp`).
+        "train.device",
+        # Micro-batches of one step: the step's gradient is the same (dnsrec.train.engine), so a requeue
+        # with less memory may resume.
+        "train.grad_accum",
+        "train.micro_batch",
+        # The engine: DeepSpeed runs the same Adam update as plain torch (dnsrec.train.engine), and each
+        # engine refuses the other's checkpoint files with its own message when it loads them.
+        "train.engine",
+        "train.zero_stage",
+        # How far a run goes, not what its epochs compute: the checkpoint after epoch k is the state any
+        # longer run passes through (batch order and dropout are pure functions of seed and epoch), so
+        # extending a finished run is a resume. search.epochs is in the stamp when the temperature
+        # schedule spans the whole search (`search.tau_schedule=search`): then it changes every step.
+        "train.max_minutes",
+        "train.max_epochs",
+        "train.patience",
+        "retrain.max_epochs",
+        "retrain.patience",
+    }
+)
+
+
+def run_stamp(stage: str, cfg: TrainRunConfig | RunConfig, **more: Any) -> ConfigStamp:
+    """The stamp of a run's config (stage, config keys but NOT_IN_STAMP, and `more`, e.g. a given
+    architecture): what `run_config.json` holds and what the sweep driver compares before it reuses a
+    trial's directory."""
+    exclude = NOT_IN_STAMP
+    if isinstance(cfg, RunConfig) and cfg.search.tau_schedule != "search":
+        exclude = exclude | {"search.epochs"}
+    return ConfigStamp.of({"stage": stage, **_plain(dataclasses.asdict(cfg)), **more}, exclude)
+
+
+def claim_run_dir(run_dir: Path, stamp: ConfigStamp) -> None:
+    """Refuse a run directory whose `run_config.json` names another config (before any data is read),
+    else write ours (rank 0); each checkpoint's own stamp is checked again when it is loaded."""
+    refused = None
+    if distributed.is_main():
+        saved = read_stamp(run_dir)
+        try:
+            if saved is not None:
+                stamp.check(saved, run_dir / "run_config.json")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            stamp.write(run_dir)
+        except ConfigMismatch as e:
+            refused = str(e)
+    refused = distributed.broadcast_object(refused)  # every rank stops, none waits for rank 0 forever
+    if refused is not None:
+        raise ConfigMismatch(refused)
+
+
+# What a run leaves in its directory: present without a run_config.json, they are of an unknown config.
+RUN_FILES = ("search.pt", "last.pt", "best.pt", "zero", "architecture.json", "result.json")
+
+
+def run_dir_conflict(run_dir: Path, stamp: ConfigStamp) -> str | None:
+    """Why `run_dir` cannot hold a run of `stamp`'s config (it holds another config's run, or run files
+    of no known config), or None where it can: empty, missing, or a run of this config to resume."""
+    saved = read_stamp(run_dir)
+    if saved is None:
+        found = [name for name in RUN_FILES if (run_dir / name).exists()]
+        return f"{run_dir} holds {', '.join(found)} of an unknown config (no run_config.json)" if found else None
+    try:
+        stamp.check(saved, run_dir / "run_config.json")
+    except ConfigMismatch as e:
+        return str(e)
+    return None
+
+
+def checkpoint_stamp(stamp: ConfigStamp, placement: Placement) -> ConfigStamp:
+    """A run's stamp plus the precision its device computes in (`auto` is bf16 on CUDA, fp32 on a CPU)."""
+    return stamp.with_values(resolved={"precision": "bf16" if placement.bf16 else "fp32"})
+
+
 def build_model(model: ModelConfig, data: SequenceData) -> SASRec:
     return SASRec(
         SASRecConfig(
@@ -220,14 +305,22 @@ def inference_seconds(model: SASRec, evaluator: Evaluator, placement: Placement,
     return time.perf_counter() - t0
 
 
-def _evaluate_final(model: SASRec, evaluator: Evaluator, placement: Placement) -> tuple[dict, dict]:
+def _evaluate_final(model: SASRec, evaluator: Evaluator, placement: Placement, run_dir: Path) -> tuple[dict, dict]:
+    """Metrics and seconds per split; every user's ranks go to `ranks.npz` (paired comparisons of runs)."""
     model.eval()
     score = scorer_of(model, placement)
-    metrics, eval_seconds = {}, {}
+    metrics, eval_seconds, ranks = {}, {}, {}
     for split in ("valid", "test"):
         t0 = time.perf_counter()
-        metrics[split] = evaluator.evaluate(score, split, protocols=PROTOCOLS)
+        ranks[split] = evaluator.ranks(score, split, protocols=PROTOCOLS)
+        metrics[split] = {
+            f"{p}/{name}": value
+            for p, r in ranks[split].items()
+            for name, value in ranking_metrics(r, evaluator.ks).items()
+        }
         eval_seconds[split] = time.perf_counter() - t0
+    if distributed.is_main():
+        write_ranks(run_dir / RANKS_FILE, ranks)
     return metrics, eval_seconds
 
 
@@ -240,9 +333,10 @@ def _result(
     evaluator: Evaluator,
     placement: Placement,
     started: dt.datetime,
+    run_dir: Path,
     **extra: Any,
 ) -> RunResult:
-    metrics, eval_seconds = _evaluate_final(model, evaluator, placement)
+    metrics, eval_seconds = _evaluate_final(model, evaluator, placement, run_dir)
     flops = model_flops(model.cfg)
     seconds = {"retrain": sum(h.train_seconds + h.eval_seconds for h in outcome.history)}
     seconds.update(extra.pop("seconds", {}))
@@ -284,13 +378,16 @@ def train_run(cfg: TrainRunConfig, run_dir: Path, log: Log = print) -> RunResult
     started = dt.datetime.now(dt.UTC)
     distributed.init_from_env(cfg.train.device)
     log = distributed.main_only(log)
+    stamp = run_stamp("train", cfg)
+    claim_run_dir(run_dir, stamp)
     data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
     placement = Placement.resolve(cfg.train.device, cfg.train.precision)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, data)
     evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)
-    outcome = fit(model, data, evaluator, cfg.train, run_dir=run_dir, log=log)
-    result = _result("train", cfg, data, model, outcome, evaluator, placement, started)
+    stamp = checkpoint_stamp(stamp, placement)
+    outcome = fit(model, data, evaluator, cfg.train, run_dir=run_dir, log=log, stamp=stamp)
+    result = _result("train", cfg, data, model, outcome, evaluator, placement, started, run_dir)
     _write(result, run_dir)
     return result
 
@@ -300,9 +397,12 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     started = dt.datetime.now(dt.UTC)
     distributed.init_from_env(cfg.train.device)
     log = distributed.main_only(log)
+    stamp = run_stamp("run", cfg)
+    claim_run_dir(run_dir, stamp)
     data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
     space = cfg.space(data)  # validates pruning, gates and heads before any training
     placement = Placement.resolve(cfg.train.device, cfg.train.precision)
+    stamp = checkpoint_stamp(stamp, placement)
     torch.manual_seed(cfg.train.seed)
     supernet = Supernet(space)
     controllers = Controllers(space.n_layers, space.m, cfg.search.per_layer_alpha, cfg.search.relax)
@@ -312,7 +412,7 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
         f"search space: widths {space.hidden_widths} x inner {space.inner_widths}, "
         f"L={space.n_layers}, L_d={space.gate_layers}"
     )
-    found = search(supernet, controllers, data, evaluator, cfg.search, cfg.train, run_dir=run_dir, log=log)
+    found = search(supernet, controllers, data, evaluator, cfg.search, cfg.train, run_dir=run_dir, log=log, stamp=stamp)
     arch = found.architecture
     if distributed.is_main():
         (run_dir / "architecture.json").write_text(arch.to_json())
@@ -322,7 +422,9 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     compact = build_compact(arch, space, cfg.retrain.shape)
     if cfg.retrain.init == "transfer":
         transfer_weights(found.best_weights, compact)
-    outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log)
+    # The retraining starts from the search's outcome, which search.epochs (not stamped) can change.
+    searched = stamp.with_values(searched={"steps": found.steps, "best_epoch": found.best_epoch})
+    outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log, stamp=searched)
     full = model_flops(_unpruned_config(space))
     result = _result(
         "run",
@@ -333,6 +435,7 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
         evaluator,
         placement,
         started,
+        run_dir,
         flops={"supernet": full.total, "supernet_scoring": full.scoring},
         supernet_params=sum(p.numel() for p in SASRec(_unpruned_config(space)).parameters()),
         seconds={"search": found.seconds},
@@ -356,11 +459,16 @@ def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = pr
             f"dataset.d={space.d}, dataset.inner={space.inner}, head size {space.head_dim}"
         )
     placement = Placement.resolve(cfg.train.device, cfg.train.precision)
+    stamp = run_stamp("retrain", cfg, architecture=arch.to_dict())
+    claim_run_dir(run_dir, stamp)
+    stamp = checkpoint_stamp(stamp, placement)
     torch.manual_seed(cfg.train.seed)
     compact = build_compact(arch, space, cfg.retrain.shape)
     evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)
-    outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log)
-    result = _result("retrain", cfg, data, compact, outcome, evaluator, placement, started, architecture=arch.to_dict())
+    outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log, stamp=stamp)
+    result = _result(
+        "retrain", cfg, data, compact, outcome, evaluator, placement, started, run_dir, architecture=arch.to_dict()
+    )
     _write(result, run_dir)
     return result
 

@@ -39,7 +39,7 @@ from dnsrec.nas.flops import expected_flops, layer_flops
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.train import distributed
-from dnsrec.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from dnsrec.train.checkpoint import STAMP_KEY, ConfigStamp, load_checkpoint, load_model_state, save_checkpoint
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import Engine, LossFn, make_engine, split_step
 from dnsrec.train.loop import SELECTION_METRIC, TrainingSamples
@@ -116,11 +116,13 @@ def search(
     train: TrainConfig,
     run_dir: Path | None = None,
     log: Callable[[str], None] = print,
+    stamp: ConfigStamp | None = None,
 ) -> SearchOutcome:
     """The bilevel search. Weight steps go through the engine `train.engine`; alpha and beta stay outside
     it with their own Adam. On several ranks every rank calls this with the same arguments: weight steps
     and architecture batches are sharded, the controllers' gradients summed, rank 0's validation metrics
-    broadcast, so alpha, beta and the decision are identical on every rank; only rank 0 writes files."""
+    broadcast, so alpha, beta and the decision are identical on every rank; only rank 0 writes files.
+    With a `stamp` (the run's config) `search.pt` carries it and one of another config is refused."""
     placement = Placement.resolve(train.device, train.precision)
     device = placement.device
     log = distributed.main_only(log)
@@ -153,6 +155,8 @@ def search(
     zero_dir = run_dir / "zero" / "search" if run_dir else None
     if ckpt is not None and zero_dir is not None and distributed.broadcast_object(ckpt.exists()):
         saved = load_checkpoint(ckpt)
+        if stamp is not None:
+            stamp.check(saved, ckpt)
         weights = saved.get("weights") or {"model": saved["supernet"], "optimizer": saved["w_opt"]}  # old files
         engine.load(zero_dir, weights, ckpt)
         load_model_state(controllers, saved["controllers"], ckpt)
@@ -253,6 +257,7 @@ def search(
                         "a_opt": a_opt.state_dict(),
                         "gumbel_rng": gumbel_gen.get_state(),
                         "state": state,
+                        **({STAMP_KEY: stamp.entry()} if stamp is not None else {}),
                     },
                 )
                 engine.prune(zero_dir, keep=tag)

@@ -6,6 +6,8 @@ their run directories. It keeps up to `parallel` trials in flight and submits th
 Optuna: recording first means a driver killed between the two re-records (an upsert) and tells on its
 next start. A failed or lost job becomes a FAILED trial with its reason and is retried with the same
 parameters, in the same run directory (so it resumes from its checkpoints), up to `sweep.retries` times.
+A trial's directory holding another config's run (a `sweep.root` reused by another study) is never
+resumed: the trial starts fresh in `<dir>-2` (checkpoints carry their config's stamp, dnsrec.pipeline).
 
 Started again with the same command, the driver continues the same study: trials left RUNNING by a
 driver that died are completed from their result.json, re-attached (SLURM jobs still queued or
@@ -134,14 +136,15 @@ class Driver:
             attrs = trial.user_attrs
             run_dir = Path(attrs.get("run_dir") or self.sweep_dir / f"trial-{trial.number:04d}").resolve()
             attempt = int(attrs.get("attempt", 1))
-            trial.set_user_attr("run_dir", str(run_dir))
             trial.set_user_attr("attempt", attempt)
             try:
                 config = apply(self.base, params)
-                validate_run_config(config)
+                run_dir = self._own_run_dir(trial.number, run_dir, validate_run_config(config))
             except ConfigError as e:  # a point the run refuses: fail it for good, never retry it
+                trial.set_user_attr("run_dir", str(run_dir))
                 self._fail_trial(trial, params, run_dir, attempt, f"invalid run config: {e}", retry=False)
                 continue
+            trial.set_user_attr("run_dir", str(run_dir))
             batch.append((trial, params, config, run_dir, attempt))
         if not batch:
             return
@@ -164,6 +167,18 @@ class Driver:
             retry = f" (attempt {attempt}, resuming {run_dir.name})" if attempt > 1 else ""
             self._event(f"trial {trial.number} submitted as job {job.job_id}: {params_text(params)}{retry}")
         self.submit_seconds.append((time.perf_counter() - t0) / len(batch))
+
+    def _own_run_dir(self, number: int, run_dir: Path, stamp: Any) -> Path:
+        """`run_dir`, or where it holds another config's run (a `sweep.root` reused by another study, a
+        changed base config), the first free `<run_dir>-<k>`: a trial starts fresh, never mixing."""
+        from dnsrec.pipeline import run_dir_conflict
+
+        candidate, k = run_dir, 1
+        while (conflict := run_dir_conflict(candidate, stamp)) is not None:
+            k += 1
+            candidate = run_dir.with_name(f"{run_dir.name}-{k}")
+            self._event(f"trial {number}: not resuming there: {conflict}; starting fresh in {candidate}")
+        return candidate
 
     def _finish(self, f: InFlight) -> None:
         self.inflight.remove(f)
@@ -325,10 +340,11 @@ class Driver:
         )  # fmt: skip
 
 
-def validate_run_config(config: dict[str, Any]) -> None:
-    from dnsrec.pipeline import RunConfig
+def validate_run_config(config: dict[str, Any]) -> Any:
+    """The run's ConfigStamp (`dnsrec.pipeline.run_stamp`); ConfigError where the run would refuse it."""
+    from dnsrec.pipeline import RunConfig, run_stamp
 
-    RunConfig.from_mapping(config)
+    return run_stamp(STAGE, RunConfig.from_mapping(config))
 
 
 def _objective_values(result: RunResult, cfg: SweepConfig) -> list[float]:

@@ -1,16 +1,114 @@
-"""Checkpoints: plain dicts of tensors and numbers, written atomically, read with weights_only=True."""
+"""Checkpoints: plain dicts of tensors and numbers, written atomically, read with weights_only=True.
+
+Every resume file (`search.pt`, `last.pt`) carries the `ConfigStamp` of the config that made it, and a run
+directory holds `run_config.json` with the same stamp: a run never resumes another config's checkpoints
+(a directory reused with other settings once printed the old run's numbers under the new settings).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dnsrec.errors import CheckpointError
+from dnsrec.errors import CheckpointError, ConfigMismatch
+
+STAMP_KEY = "run_config"  # the entry of a resume file holding its ConfigStamp
+STAMP_FILE = "run_config.json"  # the run directory's stamp, readable without torch (the sweep driver)
+
+
+@dataclass(frozen=True)
+class ConfigStamp:
+    """The config a checkpoint belongs to: flat dotted keys -> plain JSON values, and their hash.
+
+    Which keys go in is the caller's decision (`dnsrec.pipeline.run_stamp`): everything that changes what a
+    checkpoint holds, and nothing that only says where, how visibly or how far a run goes."""
+
+    values: dict[str, Any]
+
+    @staticmethod
+    def of(config: Mapping[str, Any], exclude: frozenset[str] = frozenset()) -> ConfigStamp:
+        return ConfigStamp(_plain_json({k: v for k, v in _flat(config).items() if k not in exclude}))
+
+    @property
+    def hash(self) -> str:
+        text = json.dumps(self.values, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def with_values(self, **more: Any) -> ConfigStamp:
+        return ConfigStamp(_plain_json({**self.values, **_flat(more)}))
+
+    def entry(self) -> dict[str, Any]:
+        return {"hash": self.hash, "values": self.values}
+
+    def check(self, saved: Any, source: Path) -> None:
+        """Refuse (ConfigMismatch naming the differing keys, old -> new) a stamp entry of another config;
+        `saved` is a resume file's dict or the run directory's stamp entry."""
+        entry = saved.get(STAMP_KEY, saved) if isinstance(saved, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("values"), dict):
+            raise ConfigMismatch(
+                f"{source} carries no config hash (written by an older dnsrec), so it cannot be shown to belong "
+                "to this config; refusing to resume from it: move it away or choose another run_dir"
+            )
+        if entry.get("hash") == self.hash and entry["values"] == self.values:
+            return
+        old, new = entry["values"], self.values
+        missing = object()
+        diffs = [
+            f"{k}: {_show(old.get(k, missing))} -> {_show(new.get(k, missing))}"
+            for k in sorted(set(old) | set(new))
+            if old.get(k, missing) != new.get(k, missing)
+        ]
+        raise ConfigMismatch(
+            f"{source} was made by another config ({'; '.join(diffs) or 'same values, another hash'}); "
+            "refusing to resume from it: rerun with its config, or choose another run_dir"
+        )
+
+    def write(self, run_dir: Path) -> None:
+        path = run_dir / STAMP_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.entry(), indent=2, sort_keys=True))
+        os.replace(tmp, path)
+
+
+def read_stamp(run_dir: Path) -> dict[str, Any] | None:
+    """The run directory's stamp entry, or None where there is none; an unreadable one is 'another config'."""
+    path = run_dir / STAMP_FILE
+    if not path.exists():
+        return None
+    try:
+        entry = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return entry if isinstance(entry, dict) else {}
+
+
+def _flat(x: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in x.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def _plain_json(values: dict[str, Any]) -> dict[str, Any]:
+    """As JSON gives it back (tuples -> lists), so a stamp read from a file compares equal to a fresh one."""
+    plain: dict[str, Any] = json.loads(json.dumps(values, sort_keys=True))
+    return plain
+
+
+def _show(v: Any) -> str:
+    return "(absent)" if not isinstance(v, (str, int, float, bool, list, dict, type(None))) else repr(v)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

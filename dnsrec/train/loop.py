@@ -26,7 +26,7 @@ from dnsrec.evaluate import Evaluator
 from dnsrec.models import SASRec
 from dnsrec.train import distributed
 from dnsrec.train.batches import build_windows, pack_batches, prefix_batch, prefix_samples
-from dnsrec.train.checkpoint import load_checkpoint, save_checkpoint
+from dnsrec.train.checkpoint import STAMP_KEY, ConfigStamp, load_checkpoint, save_checkpoint
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import Engine, LossFn, make_engine
 from dnsrec.train.loss import item_cross_entropy
@@ -140,13 +140,15 @@ def fit(
     cfg: TrainConfig,
     run_dir: Path | None = None,
     log: Callable[[str], None] = print,
+    stamp: ConfigStamp | None = None,
 ) -> FitResult:
     """Train `model` to early stop with the engine `cfg.engine`; on return it holds the best epoch's weights.
 
     On several ranks every rank calls this with the same arguments: each takes its share of every step,
     evaluates the same weights (rank 0's metrics decide, so all ranks stop together), and only rank 0
     writes files. The resume state is `last.pt` (rank 0), plus for DeepSpeed a ZeRO checkpoint per rank
-    under `zero/fit/epoch-<n>`.
+    under `zero/fit/epoch-<n>`. With a `stamp` (the run's config, `dnsrec.pipeline.run_stamp`) `last.pt`
+    carries it, and a `last.pt` of another config is refused (ConfigMismatch) instead of resumed.
     """
     placement = Placement.resolve(cfg.device, cfg.precision)
     log = distributed.main_only(log)
@@ -161,6 +163,8 @@ def fit(
     zero_dir = run_dir / "zero" / "fit" if run_dir else None
     if last_path is not None and zero_dir is not None and distributed.broadcast_object(last_path.exists()):
         state = load_checkpoint(last_path)
+        if stamp is not None:
+            stamp.check(state, last_path)
         engine.load(zero_dir, state, last_path)
         best_state, best = state["best_model"], state["best"]
         result.history = [EpochLog(**h) for h in state["history"]]
@@ -211,7 +215,8 @@ def fit(
             tag = f"epoch-{epoch}"
             entries = engine.save(zero_dir, tag)
             if distributed.is_main():
-                save_checkpoint(last_path, {**entries, **_resume_state(result, best_state, best)})
+                stamped = {STAMP_KEY: stamp.entry()} if stamp is not None else {}
+                save_checkpoint(last_path, {**entries, **_resume_state(result, best_state, best), **stamped})
                 engine.prune(zero_dir, keep=tag)
             distributed.barrier()
     result.stopped = reason
