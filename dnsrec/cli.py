@@ -5,6 +5,7 @@
     dnsrec retrain ARCH.json dataset=ml-100k [key=value ...]
     dnsrec sweep dataset=gowalla-100 sweep.trials=6 sweep.parallel=2 launcher=local|slurm|ray [key=value ...]
     dnsrec results {ingest,list,show,best,pareto,compare,export,status} ...
+    dnsrec data {prepare,stats} DATASET
 
 train/run/retrain record their result in the results database ($DNSREC_DB_URL, default
 sqlite:///runs/dnsrec.db) after writing result.json; `--no-db` skips that.
@@ -110,7 +111,7 @@ def cmd_multirun(command: str, overrides: list[str], db: DbOptions) -> int:
     import hydra
     from omegaconf import DictConfig, OmegaConf
 
-    from dnsrec.compose import CONFIG_DIR
+    from dnsrec.compose import CONFIG_DIR, compose_grid
 
     def job(cfg: DictConfig) -> str:
         import logging
@@ -132,6 +133,7 @@ def cmd_multirun(command: str, overrides: list[str], db: DbOptions) -> int:
             _run_and_record(lambda d: dnsrec_run(run_cfg, d), run_dir, run_cfg.train.device, db)
         return str(run_dir)
 
+    prepare_data(compose_grid(command, overrides))  # every point's dataset, before any job starts
     app = hydra.main(config_path=str(CONFIG_DIR), config_name=command, version_base="1.3")(job)
     argv = sys.argv
     sys.argv = ["dnsrec", "--multirun", *overrides]
@@ -146,7 +148,9 @@ def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
     from dnsrec.sweep import run_sweep
     from dnsrec.sweep.space import params_text
 
-    summary = run_sweep(compose("sweep", overrides), db_url)
+    cfg = compose("sweep", overrides)
+    prepare_data([cfg])  # before the driver: a missing dataset stops here, with no study created
+    summary = run_sweep(cfg, db_url)
     print(summary.status_line)
     two = bool(summary.best) and len(summary.best[0]["values"]) > 1
     what = "Pareto front (validation NDCG@10 up, FLOPs down)" if two else "best trial"
@@ -160,6 +164,38 @@ def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
         f"record {summary.record_seconds_per_trial:.3f} s"
     )
     print(f"query them with: dnsrec results list --sweep {summary.name}")
+    return 0
+
+
+def prepare_data(configs: list[dict[str, Any]]) -> None:
+    """Load (or download) and process each dataset the runs of a sweep or grid will read, once, here in the
+    driver: a missing or malformed dataset is one error before anything is submitted or recorded, and the
+    runs then read the prepared cache ($DNSREC_CACHE_DIR: on a cluster, a directory the nodes share)."""
+    from dnsrec.data import prepare_dataset
+
+    for name, data_dir in dict.fromkeys((cfg["dataset"]["name"], cfg.get("data_dir")) for cfg in configs):
+        ready = prepare_dataset(name, data_dir)
+        data = ready.data
+        print(
+            f"dataset {name}: {data.n_users:,} users, {data.n_items:,} items, {data.n_interactions:,} interactions "
+            f"({'prepared' if ready.built else 'already prepared'}: {ready.cache}.npz)"
+        )
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from dnsrec.data import DatasetStats, load_file, prepare_dataset, preset_names
+
+    if args.action == "stats" and args.dataset not in preset_names():
+        if not Path(args.dataset).exists():
+            names = ", ".join(preset_names())
+            raise DNSRecError(f"{args.dataset}: neither a dataset preset ({names}) nor a file")
+        print(DatasetStats.of(load_file(args.dataset)).table())
+        return 0
+    ready = prepare_dataset(args.dataset, args.data_dir, args.cache_dir)
+    if args.action == "prepare":
+        print(f"read {', '.join(map(str, ready.files))}")
+        print(f"{'prepared' if ready.built else 'already prepared'}: {ready.cache}.npz (+ .json)")
+    print(DatasetStats.of(ready.data).table())
     return 0
 
 
@@ -329,6 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--db", metavar="URL", help="results database and Optuna storage (default $DNSREC_DB_URL)")
     sweep.add_argument("overrides", nargs="*", help="Hydra overrides of sweeps/sweep.yaml, e.g. sweep.trials=6")
     add_results_parser(sub)
+    data = sub.add_parser("data", help="datasets: prepare the cache once, print the paper's Table 1 statistics")
+    dsub = data.add_subparsers(dest="action", required=True)
+    for action, text in (("prepare", "read and process a preset's files into the cache"), ("stats", "Table 1")):
+        one = dsub.add_parser(action, help=text)
+        one.add_argument("dataset", metavar="DATASET" if action == "prepare" else "DATASET|FILE")
+        one.add_argument("--data-dir", help="where the files are (default $DNSREC_DATA_DIR, else ./data)")
+        one.add_argument("--cache-dir", help="where the cache goes (default $DNSREC_CACHE_DIR or ~/.cache/dnsrec)")
     args = parser.parse_args(argv)
     try:
         if getattr(args, "db", None):
@@ -339,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_results(args)
         if args.command == "sweep":
             return cmd_sweep(args.overrides, args.db)
+        if args.command == "data":
+            return cmd_data(args)
         if args.command in ("train", "run") and args.multirun:
             return cmd_multirun(args.command, args.overrides, DbOptions(args.db, args.no_db))
         db = DbOptions(args.db, args.no_db)

@@ -1,18 +1,21 @@
 """The processed-dataset cache: `<key>.npz` (arrays) + `<key>.json` (the rest), keyed by the CONTENT of the
 input files, the preset's parameters and `PROCESSING_VERSION`, so a changed file or a changed rule can never
 serve stale data. Files are written atomically (temp + os.replace), the json last; anything unreadable or
-inconsistent is treated as a miss and rebuilt, never a crash.
+inconsistent is treated as a miss and rebuilt, never a crash. Builders of one entry take turns under a lock
+(`<key>.lock`), so processes racing on a fresh cache build it once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -93,6 +96,26 @@ def save(stem: Path, data: SequenceData) -> None:
         _atomic_write(stem.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
     except OSError as e:
         log.warning("cannot write the dataset cache %s (%s)", stem, e)
+
+
+@contextlib.contextmanager
+def building(stem: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the cache entry `stem` while building it, so that preparers racing on one
+    dataset (sweep trials, SLURM array tasks) build it once: the others wait, then read it. A cache
+    directory where the lock cannot be taken (read-only, a file system without locks) only costs the
+    duplicate work: the writes are atomic either way."""
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(stem.with_suffix(".lock"), "a")  # noqa: SIM115 (closed below)
+    except OSError:
+        yield
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError as e:
+            log.warning("cannot lock %s (%s); building without it", lock.name, e)
+        yield
 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:

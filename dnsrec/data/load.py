@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from dnsrec.data import cache
 from dnsrec.data.fetch import download
-from dnsrec.data.presets import Layout, Preset, get_preset
+from dnsrec.data.presets import PRESETS, Layout, Preset, get_preset
 from dnsrec.data.process import build_sequences
 from dnsrec.data.sequences import SequenceData
 from dnsrec.errors import ConfigError, DataError
@@ -26,9 +27,27 @@ def load_dataset(
     max_len: int | None = None,
 ) -> SequenceData:
     """The preset `name`'s sequences; `max_len` overrides the preset's N."""
-    preset = get_preset(name)
     if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1):
         raise ConfigError(f"max_len: expected a positive integer, got {max_len!r}")
+    data = prepare_dataset(name, data_dir, cache_dir).data
+    return dataclasses.replace(data, max_len=max_len or data.max_len)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A dataset processed and in the cache: what was read, where the cache is, whether this call built it."""
+
+    data: SequenceData
+    files: tuple[Path, ...]  # the input files read (main file first)
+    cache: Path  # the cache's stem: <stem>.npz + <stem>.json
+    built: bool  # False: read from a cache another call (or another process) wrote
+
+
+def prepare_dataset(name: str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> Prepared:
+    """Find (or download) the preset's files, process them and write the cache, unless a cache of the same
+    content exists. Safe to race: builders of the same dataset take turns under a lock on the cache entry,
+    so the second one reads what the first wrote (and every write is atomic anyway)."""
+    preset = get_preset(name)
     data_path = data_directory(data_dir)
     cache_path = cache_directory(cache_dir)
     layout, main, companions = locate(preset, data_path, cache_path / "downloads")
@@ -36,18 +55,36 @@ def load_dataset(
     params = {"preset": preset.name, "files": layout.files, "filtering": dataclasses.asdict(preset.filtering)}
     key = cache.cache_key(params, (main, *companions))
     stem = cache_path / f"{preset.name}-{key[:24]}"
+    files = (main, *(c for c in companions if c is not None))
     data = cache.load(stem)
-    if data is None:
+    if data is not None:
+        return Prepared(data, files, stem, built=False)
+    with cache.building(stem):
+        data = cache.load(stem)  # another preparer may have finished while this one waited
+        if data is not None:
+            return Prepared(data, files, stem, built=False)
         raw, features = layout.load(main, companions)
-        data = build_sequences(
-            raw,
-            features,
-            name=preset.name,
-            max_len=preset.max_len,
-            filtering=preset.filtering,
-        )
+        data = build_sequences(raw, features, name=preset.name, max_len=preset.max_len, filtering=preset.filtering)
         cache.save(stem, data)
-    return dataclasses.replace(data, max_len=max_len or preset.max_len)
+    return Prepared(data, files, stem, built=True)
+
+
+def load_file(path: str | Path) -> SequenceData:
+    """A dataset file given by path (not through a preset's data directory), read and processed as the preset
+    whose layout names a file of the same name (its companions are looked for beside it). Not cached."""
+    path = Path(path).expanduser()
+    for preset in PRESETS.values():
+        for layout in preset.layouts:
+            if Path(layout.files[0]).name == path.name:
+                if not path.is_file():
+                    raise DataError(f"{path}: no such file")
+                companions = tuple(p if (p := path.parent / Path(f).name).is_file() else None for f in layout.files[1:])
+                raw, features = layout.load(path, companions)
+                return build_sequences(
+                    raw, features, name=preset.name, max_len=preset.max_len, filtering=preset.filtering
+                )
+    known = sorted({Path(layout.files[0]).name for preset in PRESETS.values() for layout in preset.layouts})
+    raise DataError(f"{path}: not a file name of any dataset preset; expected one of: {', '.join(known)}")
 
 
 def data_directory(data_dir: str | Path | None = None) -> Path:
@@ -88,13 +125,13 @@ def locate(preset: Preset, data_dir: Path, downloads: Path) -> tuple[Layout, Pat
 
 
 def _missing_message(preset: Preset, data_dir: Path, downloads: Path, why: str) -> str:
+    """One line: the files that would do, where to put them, and why nothing was found or fetched."""
     where = f"{data_dir.resolve()}" + ("" if data_dir.is_dir() else " (which does not exist)")
-    options = "\n".join(f"  - {layout.describe()}" for layout in preset.layouts)
-    hint = f"\n{preset.hint}" if preset.hint else ""
+    options = "; ".join(layout.describe() for layout in preset.layouts)
+    hint = f" {preset.hint}" if preset.hint else ""
     if preset.official is not None and preset.official.download is not None:
-        hint += f"\nThe official {preset.official.download.filename} may also sit in {downloads.resolve()}."
+        hint += f" The official {preset.official.download.filename} may also sit in {downloads.resolve()}."
     return (
-        f"dataset {preset.name!r}: no data file found, and {why}.\n"
-        f"Place one of these in the data directory {where} (set it with data_dir= or DNSREC_DATA_DIR):\n"
-        f"{options}{hint}"
+        f"dataset {preset.name!r}: no data file found, and {why}. Place one of these in the data directory "
+        f"{where} (set it with data_dir= or DNSREC_DATA_DIR): {options}.{hint}"
     )
