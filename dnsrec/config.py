@@ -15,6 +15,12 @@ from dnsrec.errors import ConfigError
 
 T = TypeVar("T")
 
+# The choices of the method's config keys: one home, read by the validators below and by dnsrec.nas.
+RELAXATIONS = ("softmax", "gumbel")  # search.relax
+TAU_SCHEDULES = ("steps", "search")  # search.tau_schedule
+RETRAIN_SHAPES = ("narrow", "wide")  # retrain.shape
+MAX_GATE_LAYERS = 4  # gates.layers in 0..4 (paper section 3.7)
+
 
 def check(key: str, ok: bool, expected: str, value: Any) -> None:
     if not ok:
@@ -154,7 +160,7 @@ class SearchConfig:
 
     lam: float = dataclasses.field(default=0.1, metadata={"check": _non_negative_float})  # lambda of Eq. 13
     epochs: int = dataclasses.field(default=10, metadata={"check": positive_int})
-    relax: str = dataclasses.field(default="softmax", metadata={"check": one_of("softmax", "gumbel")})
+    relax: str = dataclasses.field(default="softmax", metadata={"check": one_of(*RELAXATIONS)})
     arch_batch: str = dataclasses.field(default="valid", metadata={"check": one_of("valid", "train")})
     arch_every: int = dataclasses.field(default=10, metadata={"check": positive_int})  # f
     arch_lr: float = dataclasses.field(default=1e-3, metadata={"check": positive_float})
@@ -169,7 +175,7 @@ class SearchConfig:
     per_layer_alpha: bool = False
     # Temperature: "steps" = the published max(0.01, 1 - 5e-5 t); "search" = linear from 1 to `tau_final`
     # over the whole search, whatever the dataset's number of steps per epoch.
-    tau_schedule: str = dataclasses.field(default="steps", metadata={"check": one_of("steps", "search")})
+    tau_schedule: str = dataclasses.field(default="steps", metadata={"check": one_of(*TAU_SCHEDULES)})
     tau_final: float = dataclasses.field(default=0.1, metadata={"check": positive_float})
     # Epochs of weight steps only before the first architecture step (ProxylessNAS-style warm-up: the
     # controllers then compare trained candidates, not random ones). Not eligible as the decision epoch.
@@ -188,7 +194,10 @@ class GatesConfig:
         default=2,
         metadata={
             "check": lambda k, v: check(
-                k, isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 4, "an integer in 0..4", v
+                k,
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_GATE_LAYERS,
+                f"an integer in 0..{MAX_GATE_LAYERS}",
+                v,
             )
         },
     )
@@ -196,7 +205,7 @@ class GatesConfig:
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    shape: str = dataclasses.field(default="narrow", metadata={"check": one_of("narrow", "wide")})
+    shape: str = dataclasses.field(default="narrow", metadata={"check": one_of(*RETRAIN_SHAPES)})
     init: str = dataclasses.field(default="transfer", metadata={"check": one_of("transfer", "scratch")})
     max_epochs: int = dataclasses.field(default=200, metadata={"check": positive_int})
     patience: int = dataclasses.field(default=10, metadata={"check": positive_int})

@@ -12,10 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from dnsrec.config import RETRAIN_SHAPES
 from dnsrec.errors import ConfigError
 from dnsrec.models import SASRecConfig
-
-SHAPES = ("narrow", "wide")
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,8 @@ class Architecture:
 
     def compact_config(self, n_items: int, max_len: int, shape: str, attention: str, dropout: float) -> SASRecConfig:
         """The compact model: `narrow` shrinks everything to r = max h_l; `wide` keeps residual width d."""
-        if shape not in SHAPES:
-            raise ConfigError(f"config key 'retrain.shape': expected one of {SHAPES}, got {shape!r}")
+        if shape not in RETRAIN_SHAPES:
+            raise ConfigError(f"config key 'retrain.shape': expected one of {RETRAIN_SHAPES}, got {shape!r}")
         r = max(self.hidden) if shape == "narrow" else self.d
         return SASRecConfig(
             n_items=n_items,

@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-RELAXATIONS = ("softmax", "gumbel")
-TAU_SCHEDULES = ("steps", "search")
+from dnsrec.config import RELAXATIONS
 
 
 def temperature(step: int, start: float = 1.0, decay: float = 5e-5, floor: float = 0.01) -> float:

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dnsrec.config import MAX_GATE_LAYERS
 from dnsrec.errors import ConfigError
-
-MAX_GATE_LAYERS = 4
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,9 @@ class SearchSpace:
         if self.d % self.n_heads:
             raise ConfigError(f"config key 'search.heads': {self.n_heads} does not divide dataset.d={self.d}")
         if not 0 <= self.gate_layers <= MAX_GATE_LAYERS:
-            raise ConfigError(f"config key 'gates.layers': expected an integer in 0..4, got {self.gate_layers!r}")
+            raise ConfigError(
+                f"config key 'gates.layers': expected an integer in 0..{MAX_GATE_LAYERS}, got {self.gate_layers!r}"
+            )
         if self.n_layers < 1:
             raise ConfigError(f"config key 'search.layers': expected >= 1, got {self.n_layers}")
         if len(self.pruning) < 1:
