@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import torch
@@ -210,9 +210,8 @@ RANKS_FILE = "ranks.npz"  # per-user 0-based ranks of the final model, keyed "<s
 def write_ranks(path: Path, ranks: dict[str, dict[str, np.ndarray]]) -> None:
     """Per-user ranks ({split: {protocol: (n_users,)}}) for paired comparisons between runs; atomic."""
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(
-        tmp, **{f"{split}/{p}": r.astype(np.int32) for split, by in ranks.items() for p, r in by.items()}
-    )
+    arrays: dict[str, Any] = {f"{split}/{p}": r.astype(np.int32) for split, by in ranks.items() for p, r in by.items()}
+    np.savez_compressed(tmp, **arrays)
     os.replace(tmp, path)
 
 
