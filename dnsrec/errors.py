@@ -26,4 +26,9 @@ class ConfigMismatch(CheckpointError):
 
 
 class Diverged(DNSRecError):
-    """Training diverged: a loss or an architecture weight is not finite; the message says which and where."""
+    """Training diverged: a loss or an architecture weight is not finite; the message says which and where.
+
+    Its message starts with MARK, which survives a launcher's report of a job's exception (a sweep does not
+    retry the point: the same config diverges again)."""
+
+    MARK = "diverged:"

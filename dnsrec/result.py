@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,14 @@ class RunResult:
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        """Strict JSON: a NaN or infinity (a diverged run) is refused here, never written as a bare `NaN`
+        that other readers reject and ours would take for a number."""
+        raw = dataclasses.asdict(self)
+        try:
+            return json.dumps(raw, indent=2, sort_keys=True, allow_nan=False)
+        except ValueError:
+            bad = ", ".join(_non_finite(raw)[:6]) or "?"
+            raise DNSRecError(f"result not written: non-finite values at {bad}") from None
 
     def write(self, run_dir: Path) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -71,9 +79,9 @@ class RunResult:
     @staticmethod
     def read(path: Path) -> RunResult:
         try:
-            raw = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise DNSRecError(f"{path}: not a readable result file ({e})") from e
+            raw = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
+        except (OSError, ValueError) as e:  # ValueError: not UTF-8 (random bytes), not JSON, NaN/Infinity
+            raise DNSRecError(f"{path}: not a readable result file ({type(e).__name__}: {_short(e)})") from e
         if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
             got = raw.get("schema_version") if isinstance(raw, dict) else type(raw).__name__
             raise DNSRecError(f"{path}: expected schema_version {SCHEMA_VERSION}, got {got!r}")
@@ -86,3 +94,23 @@ class RunResult:
         if missing or set(raw) - names:
             raise DNSRecError(f"{path}: missing keys {missing} or unknown keys {sorted(set(raw) - names)}")
         return RunResult(**raw)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} (a diverged run's result is not a result)")
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:200]
+
+
+def _non_finite(x: Any, path: str = "") -> list[str]:
+    """Dotted paths of the NaN and infinite floats in a plain JSON-like value."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return [path or "."]
+    if isinstance(x, dict):
+        return [p for k, v in x.items() for p in _non_finite(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(x, list | tuple):
+        return [p for i, v in enumerate(x) for p in _non_finite(v, f"{path}[{i}]")]
+    return []

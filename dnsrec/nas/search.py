@@ -42,7 +42,7 @@ from dnsrec.train import distributed
 from dnsrec.train.checkpoint import STAMP_KEY, ConfigStamp, load_checkpoint, load_model_state, save_checkpoint
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import Engine, LossFn, make_engine, split_step
-from dnsrec.train.loop import SELECTION_METRIC, TrainingSamples
+from dnsrec.train.loop import SELECTION_METRIC, TrainingSamples, stop_if_diverged
 from dnsrec.train.loss import item_cross_entropy
 from dnsrec.train.progress import Progress
 
@@ -176,6 +176,8 @@ def search(
         for idx in steps:
             loss = weight_step(engine, controllers, idx, samples.counts, samples.get, state["step"], gumbel_gen)
             state["step"] += 1
+            where = f"search epoch {epoch}, step {state['step']}"
+            stop_if_diverged(loss, "the search's weight-step loss", where, f"lower lr, now {train.lr:g}")
             n = int(samples.counts[idx].sum())
             loss_sum, seen = loss_sum + loss * n, seen + n
             if state["step"] % cfg.arch_every == 0 and epoch > cfg.warmup_epochs:
@@ -202,6 +204,11 @@ def search(
                         denominator=total,
                         resource=engine.rank == 0,
                     )
+                # alpha and beta are equal on every rank (summed gradients); a non-finite architecture
+                # loss on any rank makes them non-finite too, so this one check stops every rank.
+                worst = float(torch.stack([p.detach().abs().max() for p in controllers.parameters()]).max())
+                hint = f"lower search.arch_lr, now {cfg.arch_lr:g}, or search.lam, now {cfg.lam:g}"
+                stop_if_diverged(worst, "the largest architecture weight |alpha|, |beta|", where, hint)
             bar.update(1, loss=loss_sum / max(seen, 1), tau=tau_at(state["step"]))
         bar.close()
 

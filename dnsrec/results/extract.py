@@ -104,6 +104,8 @@ def _metric_problems(metrics: Any) -> list[str]:
                 found.append(f"metric name {split}/{name} is not SPLIT/PROTOCOL/METRIC@K")
             elif not _finite(value):
                 found.append(f"metric {split}/{name} = {value!r} is not a finite number")
+            elif not 0 <= value <= 1:  # every metric here (HR, NDCG, MRR, recall @k) is a fraction
+                found.append(f"metric {split}/{name} = {value!r} is outside [0, 1]")
     missing = [k for k in REQUIRED_METRICS if k.partition("/")[2] not in metrics.get(k.partition("/")[0], {})]
     if missing:
         found.append(f"required metrics missing: {', '.join(missing)}")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dnsrec.errors import ConfigError, DNSRecError
+from dnsrec.errors import ConfigError, Diverged, DNSRecError
 from dnsrec.launch import Job, JobFailed, JobState, Launcher, LaunchError
 from dnsrec.result import RESULT_FILE, RunResult
 from dnsrec.results import ResultStore, SlurmInfo
@@ -185,7 +185,8 @@ class Driver:
         try:
             value = f.job.result()
         except JobFailed as e:
-            self._fail(f, e.reason)
+            # A diverged run diverges again with the same point and seed: a retry would only spend its time.
+            self._fail(f, e.reason, retry=Diverged.MARK not in e.reason)
             return
         t0 = time.perf_counter()
         try:
@@ -362,6 +363,13 @@ def _objective_values(result: RunResult, cfg: SweepConfig) -> list[float]:
 
 
 def _check_belongs(result: RunResult, params: dict[str, Any], run_dir: Path) -> None:
+    """A result fit for the database (finite metrics in [0, 1], ...) of this trial's point, else SweepError,
+    so the trial fails with the reason instead of the driver dying at recording."""
+    from dnsrec.results.extract import problems
+
+    found = problems(result)
+    if found:
+        raise SweepError(f"{run_dir / RESULT_FILE} is not a valid result: {'; '.join(found[:6])}")
     if result.stage != STAGE:
         raise SweepError(f"{run_dir / RESULT_FILE}: a '{result.stage}' result, expected a '{STAGE}' run")
     for key, want in params.items():

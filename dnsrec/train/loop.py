@@ -22,6 +22,7 @@ from torch import Tensor
 
 from dnsrec.config import TrainConfig
 from dnsrec.data.sequences import SequenceData
+from dnsrec.errors import Diverged
 from dnsrec.evaluate import Evaluator
 from dnsrec.models import SASRec
 from dnsrec.train import distributed
@@ -60,6 +61,16 @@ class FitResult:
     @property
     def eval_seconds(self) -> float:
         return float(np.mean([h.eval_seconds for h in self.history])) if self.history else 0.0
+
+
+def stop_if_diverged(value: float, what: str, where: str, hint: str) -> None:
+    """Stop the run (Diverged) at the first non-finite loss: every later step, the architecture derived
+    from it and every metric would be garbage recorded as a success (a NaN run once became a Pareto point).
+    Called with values that are equal on every rank, so all ranks stop together."""
+    if not math.isfinite(value):
+        raise Diverged(
+            f"{Diverged.MARK} {what} is {value} at {where}; the run is stopped, nothing is recorded ({hint})"
+        )
 
 
 def scorer_of(model: SASRec, placement: Placement) -> Callable[[Tensor, Tensor], Tensor]:
@@ -187,6 +198,7 @@ def fit(
         t0, loss_sum, seen = time.perf_counter(), 0.0, 0
         for idx in steps:
             loss = engine.train_step(idx, samples.counts, samples.get)
+            stop_if_diverged(loss, "the training loss", f"epoch {epoch}", f"lower lr, now {cfg.lr:g}")
             n = int(samples.counts[idx].sum())
             loss_sum, seen = loss_sum + loss * n, seen + n
             bar.update(1, loss=loss_sum / seen, targets_per_s=seen / (time.perf_counter() - t0))

@@ -8,7 +8,9 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, total: int, label: str, enabled: bool = True, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, total: int, label: str, enabled: bool = True, stream: TextIO | None = None) -> None:
+        # sys.stderr of now, not of import time (a redirected stream may since have been closed)
+        stream = stream or sys.stderr
         self.total, self.label, self.enabled, self.stream = total, label, enabled, stream
         self.tty = stream.isatty()
         self.start = self.last_draw = time.perf_counter()

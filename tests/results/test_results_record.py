@@ -89,12 +89,19 @@ def _write(result: RunResult, run_dir: Path) -> Path:
     return run_dir
 
 
+def _with_metric(raw: dict[str, Any], value: float) -> dict[str, Any]:
+    return {**raw, "metrics": {**raw["metrics"], "test": {**raw["metrics"]["test"], "pop100/ndcg@10": value}}}
+
+
 def _bad_files(tmp_path: Path, good: RunResult) -> dict[str, tuple[Path, str]]:
     raw = json.loads(good.to_json())
     cases: dict[str, tuple[Any, str]] = {
         "truncated": (good.to_json()[:200], "not a readable result file"),
         "schema": ({**raw, "schema_version": 99}, "expected schema_version 1, got 99"),
-        "nan": (None, "test/pop100/ndcg@10 = nan is not a finite number"),
+        "nan": (None, "non-finite number NaN"),
+        "above one": (_with_metric(raw, 1.5), "test/pop100/ndcg@10 = 1.5 is outside [0, 1]"),
+        "below zero": (_with_metric(raw, -0.1), "test/pop100/ndcg@10 = -0.1 is outside [0, 1]"),
+        "not utf-8": (bytes(range(128, 256)) * 4, "not a readable result file (UnicodeDecodeError"),
         "foreign": ({"hello": "world"}, "schema_version"),
         "missing": ({**raw, "metrics": {"test": raw["metrics"]["test"]}}, "required metrics missing"),
         "unknown key": ({**raw, "surprise": 1}, "unknown keys ['surprise']"),
@@ -105,9 +112,11 @@ def _bad_files(tmp_path: Path, good: RunResult) -> dict[str, tuple[Path, str]]:
         d = tmp_path / name.replace(" ", "_")
         d.mkdir()
         if name == "nan":
-            good.metrics["test"]["pop100/ndcg@10"] = math.nan
-            text = good.to_json()  # Python writes NaN, which is not JSON
-            good.metrics["test"]["pop100/ndcg@10"] = 0.3
+            text = json.dumps(_with_metric(raw, math.nan))  # Python's json writes NaN, which is not JSON
+        elif isinstance(content, bytes):  # random bytes: not even text
+            (d / "result.json").write_bytes(content)
+            out[name] = (d, why)
+            continue
         else:
             text = content if isinstance(content, str) else json.dumps(content)
         (d / "result.json").write_text(text)
@@ -126,6 +135,8 @@ def test_bad_result_files_are_refused_with_nothing_written(
         assert "result.json" in str(err.value), name
     with pytest.raises(InvalidResult, match="is not a finite number"):  # a RunResult handed in directly
         store.record(make_result(peak_memory_mb=math.inf), tmp_path / "inf")
+    with pytest.raises(InvalidResult, match=r"pop100/ndcg@10 = 1\.2 is outside \[0, 1\]"):
+        store.record(make_result(ndcg=1.2), tmp_path / "above")
     assert counts(store) == (0, 0, 0, 0)
 
 
