@@ -156,7 +156,7 @@ def _non_negative_float(key: str, v: Any) -> None:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """DNS-Rec search (paper §2.6; METHOD.md "Bilevel search", "Resource constraint")."""
+    """DNS-Rec search (paper §2.6; docs/method.md "Bilevel search", "Resource constraint")."""
 
     lam: float = dataclasses.field(default=0.1, metadata={"check": _non_negative_float})  # lambda of Eq. 13
     epochs: int = dataclasses.field(default=10, metadata={"check": positive_int})

@@ -1,6 +1,6 @@
 """Leave-one-out evaluation: Recall/MRR/NDCG@K under the paper's "pop100" protocol and under full ranking.
 
-The spec is METHOD.md, "Evaluation protocol". Everything that does not depend on the model (inputs,
+The spec is docs/method.md, "Evaluation protocol". Everything that does not depend on the model (inputs,
 targets, sampled negatives, exclusion sets) is computed once per dataset by `Evaluator`, so evaluating
 an epoch costs one scorer pass per batch of users plus a few tensor comparisons; both protocols are read
 off the same score matrix.
@@ -121,7 +121,7 @@ def sample_pop100_negatives(
     `_MAX_REJECTION_ROUNDS` sample the renormalised distribution directly, which is the same law).
     `seed` defaults to `negative_seed(data.name, split)`, independent of any run seed, so every run of
     a dataset ranks against the same negatives. Raises DataError if some user has no item of nonzero
-    popularity left to draw (history covers them all; METHOD.md's filtering avoids that).
+    popularity left to draw (history covers them all; docs/method.md's filtering avoids that).
 
     Returns (negatives int64 (U, n), distinct bool (U, n)); `distinct` marks the first occurrence of each
     item in a row, so a user is ranked over at most n + 1 distinct items.
@@ -160,7 +160,7 @@ def sample_pop100_negatives(
             if mass <= 0:
                 raise DataError(
                     f"{data.name}: user {user}'s {split} history covers every item with nonzero popularity, "
-                    "so pop100 has no negative to draw; filter such users out (as METHOD.md does for Douban)"
+                    "so pop100 has no negative to draw; filter such users out (as docs/method.md does for Douban)"
                 )
             negatives[pending[start : start + count]] = rng.choice(stride, size=count, p=allowed / mass)
 

@@ -47,7 +47,7 @@ class RunResult:
     environment: dict[str, str] = field(default_factory=dict)  # host, device, git commit, versions
     started_at: str = ""
     finished_at: str = ""
-    # FLOPs (METHOD.md definition) of the final model's layers and of its scoring layer; for DNS-Rec runs
+    # FLOPs (docs/method.md definition) of the final model's layers and of its scoring layer; for DNS-Rec runs
     # also of the un-pruned supernet shape ("supernet", "supernet_scoring").
     flops: dict[str, int] = field(default_factory=dict)
     supernet_params: int | None = None

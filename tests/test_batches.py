@@ -1,4 +1,4 @@
-"""Window and per-prefix training samples (METHOD.md, "Training objective")."""
+"""Window and per-prefix training samples (docs/method.md, "Training objective")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The named datasets: the files each reads (relative to the data directory), how, and the paper's filtering
-and max length N (METHOD.md, "Evaluation protocol"). Layouts are listed official-first: the first one whose
+and max length N (docs/method.md, "Evaluation protocol"). Layouts are listed official-first: the first one whose
 main file exists wins, so a downloaded `ml-1m.zip` beats the offline SASRec copy."""
 
 from __future__ import annotations

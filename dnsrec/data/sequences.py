@@ -71,7 +71,7 @@ class SequenceData:
         return self.items[self.offsets[user] : self.offsets[user + 1]]
 
     def popularity(self) -> np.ndarray:
-        """Counts per item over every interaction except each user's first (METHOD.md, pop100).
+        """Counts per item over every interaction except each user's first (docs/method.md, pop100).
 
         These are the train/valid/test targets, as the reference library counts them. float64
         (n_items + 1,), index 0 (padding) is 0.

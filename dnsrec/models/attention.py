@@ -4,7 +4,7 @@ All functions take per-head tensors `(B, H, N, dh)` and a key mask `(B, N)` that
 (non-padding) positions. Sequences are RIGHT-padded, so with causal attention a real position never
 sees padding; masking padding keys anyway keeps the guarantee independent of the padding side.
 
-LinRec (METHOD.md): Q' = l2norm(elu(Q)) and K' = l2norm(elu(K)) per token over the head dimension (with an
+LinRec (docs/method.md): Q' = l2norm(elu(Q)) and K' = l2norm(elu(K)) per token over the head dimension (with an
 epsilon so an all-zero, pruned head gives 0, not NaN), output = Q'(K'^T V) / sqrt(dh). The published
 code is non-causal; we train with causal windows, so attention is causal and the same prefix form is
 used at inference:
@@ -48,7 +48,7 @@ def linear_attention_prefix(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor) -
     """The same causal LinRec attention as prefix sums of K'^T V: O(N dh^2) per head, O(N dh^2) memory.
 
     out_t = q'_t (sum_{s<=t} k'_s^T v_s) / sqrt(dh). Its multiply-adds (2 N dh^2 per head) are the ones the
-    FLOPs definition counts (METHOD.md); training uses the quadratic form, which is faster for N <= ~500.
+    FLOPs definition counts (docs/method.md); training uses the quadratic form, which is faster for N <= ~500.
     """
     qf, kf = linrec_feature(q), linrec_feature(k)
     kf = kf * key_mask[:, None, :, None].to(kf.dtype)

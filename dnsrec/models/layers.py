@@ -1,6 +1,6 @@
 """Transformer layer pieces shared by SASRec, the DNS-Rec supernet and the compact searched model.
 
-One layer, three uses (DNS-Rec paper §2.3-2.7; METHOD.md "Supernet", "Data-aware gates", "Retraining"):
+One layer, three uses (DNS-Rec paper §2.3-2.7; docs/method.md "Supernet", "Data-aware gates", "Retraining"):
 - SASRec: every width is d, no gates, no masks;
 - supernet: every width full (r = h = d, D), with zero-masks passed as ARGUMENTS to `forward` (one expected
   mask per site, never m masked copies) on the outputs of Q, K, V, the attention output projection, both
@@ -46,7 +46,7 @@ def _pad_to(x: Tensor, width: int) -> Tensor:
 class Gate(nn.Module):
     """Data-aware gate (paper Eqs. 5-6): delta = 2 * sigmoid(MLP(X)), L_d linear layers, ReLU between.
 
-    Every hidden layer is as wide as the output (METHOD.md). With N(0, 0.02) weights and zero biases delta
+    Every hidden layer is as wide as the output (docs/method.md). With N(0, 0.02) weights and zero biases delta
     starts near 1, so a fresh gate leaves the FFN as it is. `mask` zero-masks every layer's output, so a
     pruned gate is exactly a narrower gate.
     """

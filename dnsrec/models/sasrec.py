@@ -9,7 +9,7 @@ The same class is the compact model DNS-Rec retrains (paper §2.7): per-layer at
 (`layers`) and data-aware gates (`gate_layers`) make it the searched architecture; without them it is
 plain SASRec.
 
-Departures, on purpose (METHOD.md): attention is causal in both variants (we train one causal forward
+Departures, on purpose (docs/method.md): attention is causal in both variants (we train one causal forward
 per window with the loss at every position, instead of one sample per prefix), and inputs are
 RIGHT-padded with position 0 at the first item, as in the reference.
 """

@@ -2,7 +2,7 @@
 
 Like DARTS's Genotype, but typed and JSON round-trippable. It says, per kept layer, the attention width
 h_l (whole heads) and the inner width D'_l, plus the gate depth and the supernet sizes it came from, and
-turns itself into the config of a plain compact SASRec (`narrow` or `wide` shape, METHOD.md "Retraining").
+turns itself into the config of a plain compact SASRec (`narrow` or `wide` shape, docs/method.md "Retraining").
 """
 
 from __future__ import annotations

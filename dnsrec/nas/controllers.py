@@ -17,7 +17,7 @@ from dnsrec.config import RELAXATIONS
 
 
 def temperature(step: int, start: float = 1.0, decay: float = 5e-5, floor: float = 0.01) -> float:
-    """tau = max(0.01, 1 - 5e-5 t), t = number of weight-update steps so far (METHOD.md)."""
+    """tau = max(0.01, 1 - 5e-5 t), t = number of weight-update steps so far (docs/method.md)."""
     return max(floor, start - decay * step)
 
 

@@ -1,6 +1,6 @@
 """Analytic FLOPs of SASRec-shaped layers and the differentiable expected FLOPs of the supernet.
 
-One definition is used everywhere (METHOD.md "Resource constraint": results, database, reports, the search
+One definition is used everywhere (docs/method.md "Resource constraint": results, database, reports, the search
 penalty): FLOPs = 2 x multiply-adds of the forward pass of ONE sequence of N positions through the
 transformer layers. Counted: linear layers (weights only; biases are not counted, as torch's FLOP counter
 does not count them), the attention products and the data-aware gates. Not counted: LayerNorm, softmax,

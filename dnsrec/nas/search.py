@@ -50,7 +50,7 @@ CHECKPOINT = "search.pt"
 
 
 def candidate_flops(space: SearchSpace) -> torch.Tensor:
-    """FLOPs of one layer of each candidate as a compact `narrow` layer (METHOD.md definition)."""
+    """FLOPs of one layer of each candidate as a compact `narrow` layer (docs/method.md definition)."""
     return torch.tensor(
         [
             float(layer_flops(space.max_len, h, h, inner, space.head_dim, space.gate_layers, space.attention))

@@ -5,7 +5,7 @@ distribution of each layer, q (L,) the exit distribution. At each mask site the 
 through ONE expected mask sum_i p_i M_i (masking is linear, so sum_i p_i (x * M_i) = x * sum_i p_i M_i):
 the cost of one candidate, not m. This mixes candidates per site, as the published code does, which
 differs from Eq. 10's sum of whole candidate outputs because elu, norms, GELU and LayerNorm are not
-linear (METHOD.md). The output is Y = sum_l q_l T^(l) at every position (Eq. 10).
+linear (docs/method.md). The output is Y = sum_l q_l T^(l) at every position (Eq. 10).
 """
 
 from __future__ import annotations

@@ -174,7 +174,7 @@ class Architecture(Base):
     inner_widths: Mapped[list[int] | None]
     candidates: Mapped[list[int] | None]
     gate_layers: Mapped[int | None] = mapped_column(Integer)
-    flops: Mapped[int] = mapped_column(BigInteger)  # transformer layers, METHOD.md definition
+    flops: Mapped[int] = mapped_column(BigInteger)  # transformer layers, docs/method.md definition
     scoring_flops: Mapped[int] = mapped_column(BigInteger)
     params: Mapped[int] = mapped_column(BigInteger)
     supernet_flops: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,6 +1,6 @@
 """Training samples: causal windows (default) or one sample per prefix (the reference, for fidelity checks).
 
-METHOD.md, "Training objective". A user's training sequence s = seq[:-2] has targets s[1..T-1]; the
+docs/method.md, "Training objective". A user's training sequence s = seq[:-2] has targets s[1..T-1]; the
 target s[t] must be predicted from its prefix s[:t].
 
 - Per prefix (RecBole): one sample per target, the last N items of s[:t], loss on its last position.

@@ -33,7 +33,7 @@ from dnsrec.train.engine import Engine, LossFn, make_engine
 from dnsrec.train.loss import item_cross_entropy
 from dnsrec.train.progress import Progress
 
-SELECTION_METRIC = "pop100/ndcg@10"  # METHOD.md: validation pop100 NDCG@10 drives early stopping
+SELECTION_METRIC = "pop100/ndcg@10"  # docs/method.md: validation pop100 NDCG@10 drives early stopping
 
 
 @dataclass

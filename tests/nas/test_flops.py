@@ -23,7 +23,7 @@ from dnsrec.models import SASRec, SASRecConfig
 from dnsrec.nas.flops import depth_flops, expected_flops, layer_flops, model_flops
 
 N_ITEMS = 30
-PRUNING_SETS = {"ml1m": (0.0, 0.25, 0.5), "gowalla": (0.0, 0.5, 0.75)}  # gamma = gamma' (METHOD.md)
+PRUNING_SETS = {"ml1m": (0.0, 0.25, 0.5), "gowalla": (0.0, 0.5, 0.75)}  # gamma = gamma' (docs/method.md)
 # (d, D, N, n_heads, L_d, n_layers): small, but every gate depth 0..4, both d, D, N and 1-3 layers.
 Combo = tuple[int, int, int, int, int, int]
 COMBOS: list[Combo] = [
