@@ -279,13 +279,20 @@ def add_results_parser(sub: Any) -> None:
     export = rsub.add_parser("export", parents=[common, filters], help="write runs to a CSV or JSON file")
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("file", metavar="FILE")
+    plot = rsub.add_parser(
+        "plot", parents=[common, filters], help="figures: one run's curves (--curves RUN), lambda trade-off (--lambda)"
+    )
+    plot.add_argument("run", nargs="?", metavar="RUN", help="a run id or run directory (for --curves)")
+    kind = plot.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--curves", action="store_true", help="loss and validation NDCG@10 per epoch, search trajectory")
+    kind.add_argument("--lambda", dest="lam", action="store_true", help="NDCG@10 and FLOPs vs lambda over the runs")
+    plot.add_argument("--png", metavar="FILE", help="where to write (default RUN_DIR/curves.png or lambda.png)")
     status = rsub.add_parser("status", parents=[common], help="one line on a sweep: done, in flight, failed, best, ETA")
     status.add_argument("sweep_name", metavar="SWEEP")
 
 
 def cmd_results(args: argparse.Namespace) -> int:
     from dnsrec.results import RunFilter, open_store
-    from dnsrec.results.plot import pareto_png
     from dnsrec.results.report import render_table, run_detail, runs_table
 
     if args.action == "status":
@@ -327,9 +334,13 @@ def cmd_results(args: argparse.Namespace) -> int:
             )
             print(f"{len(found.front)} of {len(found.points)} complete runs on the {found.metric} vs {args.cost} front")
             if args.png:
-                points = [(p.cost, p.quality, p.on_front) for p in found.points]
-                pareto_png(Path(args.png), points, found.metric, args.cost)
+                from dnsrec.results.plot import Point, pareto_figure
+
+                points = [Point(p.cost, p.quality, p.on_front, f"{p.run.id}") for p in found.points]
+                pareto_figure(Path(args.png), points, found.metric, args.cost)
                 print(f"wrote {args.png}")
+        elif args.action == "plot":
+            _plot(args, store, where)
         elif args.action == "compare":
             comparison = store.compare(args.ids)
             print(render_table(["field", *(f"run {i}" for i in args.ids)], [[n, *v] for n, v in comparison.rows]))
@@ -338,6 +349,35 @@ def cmd_results(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _plot(args: argparse.Namespace, store: Any, where: Any) -> None:
+    """`dnsrec results plot RUN --curves` / `dnsrec results plot --lambda [filters]`."""
+    import json
+
+    from dnsrec.results import QueryError
+    from dnsrec.results.plot import LambdaPoint, curves_figure, lambda_figure
+
+    if args.curves:
+        if args.run is None:
+            raise QueryError("results plot --curves: give the run, as an id or a run directory")
+        run_dir = Path(store.get_run(int(args.run)).run_dir) if args.run.isdigit() else Path(args.run)
+        try:
+            result = json.loads((run_dir / "result.json").read_text())
+        except (OSError, ValueError) as e:
+            raise QueryError(f"{run_dir / 'result.json'}: cannot read the run's result ({e})") from e
+        png = Path(args.png or run_dir / "curves.png")
+        curves_figure(png, result)
+    else:
+        runs = [r for r in store.list_runs(where) if r.status == "COMPLETE" and r.lam is not None]
+        points = [
+            LambdaPoint(r.lam, r.metrics.get("valid/pop100/ndcg@10"), r.metrics.get("test/pop100/ndcg@10"), r.flops)
+            for r in runs
+        ]
+        png = Path(args.png or "lambda.png")
+        lambda_figure(png, points)
+        print(f"{len(points)} complete runs with a lambda")
+    print(f"wrote {png}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,14 +1,12 @@
 """The store's pure parts, without a database: validation and extraction, the Pareto front against brute
-force, the PNG encoder and plot, URL masking, and the CLI's never-lose-the-run recording."""
+force, URL masking, and the CLI's never-lose-the-run recording."""
 
 from __future__ import annotations
 
 import math
 import random
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,6 @@ from dnsrec.results import MetricKey, QueryError, SlurmInfo, open_store
 from dnsrec.results.database import mask_text, resolve_url
 from dnsrec.results.extract import architecture_values, key_parameters, problems
 from dnsrec.results.pareto import dominated, front
-from dnsrec.results.plot import pareto_png
-from dnsrec.results.png import SIGNATURE, encode_png
 
 
 def test_metric_keys() -> None:
@@ -86,53 +82,17 @@ def test_pareto_front_against_brute_force() -> None:
     assert front([(1, 0.3, 10.0), (2, 0.3, 10.0), (3, 0.2, 5.0), (4, 0.1, 20.0)]) == [3, 1, 2]
 
 
-def _decode_png(data: bytes) -> tuple[int, int, bytes]:
-    """A minimal PNG reader, independent of the encoder: chunks, CRCs, IHDR, concatenated IDAT."""
-    assert data[:8] == SIGNATURE
-    pos, chunks = 8, []
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
-        assert zlib.crc32(tag + body) & 0xFFFFFFFF == crc
-        chunks.append((tag, body))
-        pos += 12 + length
-    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
-    width, height, depth, colour, _, _, _ = struct.unpack(">IIBBBBB", chunks[0][1])
-    assert (depth, colour) == (8, 2)
-    raw = zlib.decompress(b"".join(body for tag, body in chunks if tag == b"IDAT"))
-    assert len(raw) == height * (1 + 3 * width)
-    rows = [raw[y * (1 + 3 * width) : (y + 1) * (1 + 3 * width)] for y in range(height)]
-    assert all(row[0] == 0 for row in rows)  # filter type none
-    return width, height, b"".join(row[1:] for row in rows)
-
-
-def test_png_encoder_round_trips() -> None:
-    pixels = bytes(range(256))[: 3 * 5 * 4] + bytes(3 * 5 * 4 - len(bytes(range(256))[: 3 * 5 * 4]))
-    assert _decode_png(encode_png(5, 4, pixels)) == (5, 4, pixels)
-
-
-def test_pareto_png_highlights_the_front(tmp_path: Path) -> None:
-    points = [(1e4, 0.20, True), (1e5, 0.30, True), (5e5, 0.25, False), (1e6, 0.35, True), (2e6, 0.1, False)]
-    size = pareto_png(tmp_path / "p.png", points, "test/pop100/ndcg@10", "flops")
-    width, height, pixels = _decode_png((tmp_path / "p.png").read_bytes())
-    assert (width, height) == size
-    colours = {pixels[i : i + 3] for i in range(0, len(pixels), 3)}
-    assert bytes((214, 39, 40)) in colours and bytes((140, 140, 140)) in colours  # front red, others grey
-    pareto_png(tmp_path / "empty.png", [], "x", "y")  # no runs: still a valid image
-    assert _decode_png((tmp_path / "empty.png").read_bytes())[:2] == size
-
-
-def test_cli_pareto_png(tmp_path: Path, make_result: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_pareto_show_compare_best_export(
+    tmp_path: Path, make_result: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = f"sqlite:///{tmp_path / 'r.db'}"
     store = open_store(db)
     for i, (ndcg, flops) in enumerate([(0.2, 1000), (0.3, 5000), (0.25, 8000)]):
         store.record(make_result(ndcg=ndcg, flops=flops), tmp_path / f"r{i}")
     store.close()
-    assert main(["results", "pareto", "--db", db, "--png", str(tmp_path / "front.png")]) == 0
+    assert main(["results", "pareto", "--db", db]) == 0  # the PNG: tests/results/test_plots.py
     out = capsys.readouterr().out
     assert "2 of 3 complete runs on the test/pop100/ndcg@10 vs flops front" in out
-    assert _decode_png((tmp_path / "front.png").read_bytes())[0] > 0
     assert main(["results", "show", "--db", db, "1"]) == 0 and "architecture" in capsys.readouterr().out
     assert main(["results", "compare", "--db", db, "1", "2"]) == 0 and "run 2" in capsys.readouterr().out
     assert main(["results", "best", "--db", db]) == 0 and "r1" in capsys.readouterr().out
