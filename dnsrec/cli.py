@@ -153,11 +153,14 @@ def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
     summary = run_sweep(cfg, db_url)
     print(summary.status_line)
     two = bool(summary.best) and len(summary.best[0]["values"]) > 1
-    what = "Pareto front (validation NDCG@10 up, FLOPs down)" if two else "best trial"
+    what = "Pareto front (validation NDCG@10 up, FLOPs down)" if two else "best trial (validation NDCG@10)"
     print(f"{what}:")
     for row in summary.best:
         values = ", ".join(f"{v:.4g}" for v in row["values"])
-        print(f"  trial {row['trial']}: {values}  ({params_text(row['params'])})  {row['run_dir']}")
+        test = _test_ndcg(row["run_dir"])
+        print(
+            f"  trial {row['trial']}: {values}, test NDCG@10 {test}  ({params_text(row['params'])})  {row['run_dir']}"
+        )
     print(
         f"{summary.complete} trials complete, {summary.failed_here} failed in this run, {summary.wall_seconds:.0f} s; "
         f"driver overhead per trial: submit {summary.submit_seconds_per_trial:.3f} s, "
@@ -165,6 +168,18 @@ def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
     )
     print(f"query them with: dnsrec results list --sweep {summary.name}")
     return 0
+
+
+def _test_ndcg(run_dir: str | None) -> str:
+    """The test pop100 NDCG@10 of a trial's run, shown beside the validation value it was selected on."""
+    import json
+
+    try:
+        return (
+            f"{json.loads((Path(str(run_dir)) / 'result.json').read_text())['metrics']['test']['pop100/ndcg@10']:.4g}"
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return "?"
 
 
 def prepare_data(configs: list[dict[str, Any]]) -> None:
@@ -257,7 +272,17 @@ def add_results_parser(sub: Any) -> None:
         "--where", action="append", default=[], metavar="EXPR", help="NAME OP VALUE, e.g. test/pop100/ndcg@10>=0.3"
     )
     metric = argparse.ArgumentParser(add_help=False)
-    metric.add_argument("--metric", default="test/pop100/ndcg@10", help="SPLIT/PROTOCOL/METRIC@K (higher is better)")
+    metric.add_argument(
+        "--metric",
+        default=SELECTION_METRIC,
+        help="what to select by: SPLIT/PROTOCOL/METRIC@K, higher is better (default: the validation metric the "
+        "sweep optimises; the test value is shown beside it)",
+    )
+    metric.add_argument(
+        "--select-on-test",
+        action="store_true",
+        help="allow --metric test/...: selecting on the test split makes its reported value optimistic",
+    )
     results = sub.add_parser("results", help="the results database: ingest, list, show, best, pareto, compare, export")
     rsub = results.add_subparsers(dest="action", required=True)
     ingest = rsub.add_parser("ingest", parents=[common], help="record run directories (their result.json)")
@@ -325,13 +350,13 @@ def cmd_results(args: argparse.Namespace) -> int:
         elif args.action == "show":
             print(run_detail(store.get_run(args.id)))
         elif args.action == "best":
+            shown = _selection_columns(args)
             best = store.best(args.metric, filters=where)
-            print(runs_table([best], [args.metric]) + f"\nrun directory: {best.run_dir}" if best else "no runs match")
+            print(runs_table([best], shown) + f"\nrun directory: {best.run_dir}" if best else "no runs match")
         elif args.action == "pareto":
+            shown = _selection_columns(args)
             found = store.pareto(args.metric, where, cost=args.cost)
-            print(
-                runs_table([p.run for p in found.front], [args.metric, args.cost]) if found.points else "no runs match"
-            )
+            print(runs_table([p.run for p in found.front], [*shown, args.cost]) if found.points else "no runs match")
             print(f"{len(found.front)} of {len(found.points)} complete runs on the {found.metric} vs {args.cost} front")
             if args.png:
                 from dnsrec.results.plot import Point, pareto_figure
@@ -349,6 +374,24 @@ def cmd_results(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+SELECTION_METRIC = "valid/pop100/ndcg@10"  # what sweeps optimise and early stopping watches
+
+
+def _selection_columns(args: argparse.Namespace) -> list[str]:
+    """[selection metric, its test counterpart]: select on validation, report test. Selecting on a test
+    metric must be asked for with --select-on-test, and says so."""
+    split, _, rest = args.metric.partition("/")
+    if split == "test":
+        if not args.select_on_test:
+            raise DNSRecError(
+                f"--metric {args.metric} selects on the test split, which makes the reported test value "
+                f"optimistic; select on validation (--metric valid/{rest}, the default) or add --select-on-test"
+            )
+        print(f"selecting on {args.metric}, a TEST metric (--select-on-test): its values are not held-out estimates")
+        return [args.metric]
+    return [args.metric, f"test/{rest}"] if rest else [args.metric]
 
 
 def _plot(args: argparse.Namespace, store: Any, where: Any) -> None:

@@ -92,7 +92,7 @@ def test_cli_pareto_show_compare_best_export(
     store.close()
     assert main(["results", "pareto", "--db", db]) == 0  # the PNG: tests/results/test_plots.py
     out = capsys.readouterr().out
-    assert "2 of 3 complete runs on the test/pop100/ndcg@10 vs flops front" in out
+    assert "2 of 3 complete runs on the valid/pop100/ndcg@10 vs flops front" in out
     assert main(["results", "show", "--db", db, "1"]) == 0 and "architecture" in capsys.readouterr().out
     assert main(["results", "compare", "--db", db, "1", "2"]) == 0 and "run 2" in capsys.readouterr().out
     assert main(["results", "best", "--db", db]) == 0 and "r1" in capsys.readouterr().out
