@@ -47,7 +47,7 @@ def resolve_url(url: str | URL | None = None) -> URL:
     raw = url if url is not None else os.environ.get("DNSREC_DB_URL") or DEFAULT_URL
     try:
         parsed = make_url(raw)
-    except ArgumentError as e:
+    except (ArgumentError, ValueError) as e:  # ValueError: a port that is not a number (`host:x@y`)
         raise DatabaseUnavailable(f"not a database URL: {mask_text(str(raw))}") from e
     if parsed.get_backend_name() not in ("sqlite", "postgresql", "postgres"):
         raise DatabaseUnavailable(f"unsupported database {masked(parsed)}: use sqlite:///FILE or postgresql://...")
@@ -80,7 +80,7 @@ def refuse_password_in_argument(url: str | None) -> None:
         return
     try:
         has_password = make_url(url).password is not None
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return  # resolve_url gives the clear error
     if has_password:
         raise DatabaseUnavailable(
@@ -90,14 +90,29 @@ def refuse_password_in_argument(url: str | None) -> None:
 
 
 def masked(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+    """The URL with its password masked by text, not by SQLAlchemy's parse: a password holding an unescaped
+    `@` is parsed as its part before the `@`, and `hide_password` then showed the rest of it."""
+    return mask_text(url.render_as_string(hide_password=True), url)
+
+
+# `scheme://user:` then everything up to the LAST `@` of the same run of non-blank characters: a password
+# may hold `@ : / % #` unescaped, a user name and a host hold no `@`.
+_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)\S*@")
 
 
 def mask_text(text: str, url: URL | None = None) -> str:
     """`text` with any password removed: the URL's own, and anything shaped like `scheme://user:pw@`."""
     if url is not None and url.password:
-        text = text.replace(str(url.password), "***")
-    return re.sub(r"(\w+://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+        secret = str(url.password)
+        if url.host and "@" in url.host:
+            # A password split at an unescaped `@`: its rest was parsed as the start of the host (which a
+            # driver's message quotes: "failed to resolve host 'ss@w0rd@db'"), its first part may be one
+            # letter that ordinary words hold too, so only the whole password and that rest are replaced.
+            rest = url.host.rsplit("@", 1)[0]
+            secret = f"{secret}@{rest}"
+            text = text.replace(secret, "***").replace(f"{rest}@", "***@")
+        text = text.replace(secret, "***")
+    return _PASSWORD.sub(r"\1***@", text)
 
 
 def create(url: URL) -> Engine:
