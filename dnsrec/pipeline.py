@@ -75,9 +75,26 @@ def _dataset(cfg: Mapping[str, Any]) -> DatasetConfig:
     return build(DatasetConfig, dataset, "dataset.")
 
 
-def _train(cfg: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> TrainConfig:
+# Keys of the `train` group that another key sets: given there, they would be silently replaced.
+_SET_ELSEWHERE = {"lr": "lr", "batch": "batch", "seed": "seed"}  # train.<key> -> the top-level key
+# In a DNS-Rec run the retraining's schedule comes from `retrain.*` (the search's batch from `search.batch`).
+_SET_ELSEWHERE_IN_RUN = {
+    "batch": "retrain.batch (or search.batch)",
+    "max_epochs": "retrain.max_epochs",
+    "patience": "retrain.patience",
+}
+
+
+def _refuse_shadowed(train: Mapping[str, Any], set_by: Mapping[str, str]) -> None:
+    for key, instead in set_by.items():
+        if key in train:
+            raise ConfigError(f"config key 'train.{key}' has no effect here: set '{instead}' instead")
+
+
+def _train(cfg: Mapping[str, Any], extra: Mapping[str, Any] | None = None, *, run: bool = False) -> TrainConfig:
     train = dict(cfg.get("train") or {})
-    for key in ("lr", "batch", "seed"):
+    _refuse_shadowed(train, _SET_ELSEWHERE | (_SET_ELSEWHERE_IN_RUN if run else {}))
+    for key in _SET_ELSEWHERE:
         if key in cfg:
             train[key] = cfg[key]
     train.update(extra or {})
@@ -137,7 +154,7 @@ class RunConfig:
             search=build(SearchConfig, dict(cfg.get("search") or {}), "search."),
             gates=build(GatesConfig, dict(cfg.get("gates") or {}), "gates."),
             retrain=build(RetrainConfig, dict(cfg.get("retrain") or {}), "retrain."),
-            train=_train(cfg),
+            train=_train(cfg, run=True),
             attention=attention,
             dropout=float(dropout),
             data_dir=cfg.get("data_dir"),

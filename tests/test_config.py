@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dnsrec.compose import compose
 from dnsrec.config import TrainConfig, build
 from dnsrec.errors import ConfigError, DNSRecError
-from dnsrec.pipeline import TrainRunConfig
+from dnsrec.pipeline import RunConfig, TrainRunConfig
 
 
 def test_defaults_compose_and_validate() -> None:
@@ -50,3 +52,24 @@ def test_unknown_dataset_group_is_a_clear_error() -> None:
 def test_required_and_type_errors() -> None:
     with pytest.raises(ConfigError, match=r"train\.batch"):
         build(TrainConfig, {"batch": "many"}, "train.")
+
+
+@pytest.mark.parametrize(
+    ("stage", "override", "instead"),
+    [
+        ("train", "+train.lr=0.01", "'lr'"),
+        ("train", "+train.seed=3", "'seed'"),
+        ("run", "+train.lr=0.01", "'lr'"),
+        ("run", "+train.max_epochs=3", "'retrain.max_epochs'"),
+        ("run", "+train.patience=3", "'retrain.patience'"),
+        ("run", "+train.batch=64", "'retrain.batch"),
+    ],
+)
+def test_a_train_key_that_another_key_sets_is_refused(stage: str, override: str, instead: str) -> None:
+    """`+train.lr=0.01` used to be accepted and then replaced by the top-level lr (the run trained at 0.001)."""
+    make = TrainRunConfig.from_mapping if stage == "train" else RunConfig.from_mapping
+    key = override.lstrip("+").split("=")[0]
+    with pytest.raises(
+        ConfigError, match=f"config key '{re.escape(key)}' has no effect here: set {re.escape(instead)}"
+    ):
+        make(compose(stage, [override]))
