@@ -81,13 +81,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("runs/bench"))
+    ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="run only these (then stop)")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides for every run (after --)")
     args = ap.parse_args()
 
-    tasks = [(m, args.dataset, s, args.out, args.overrides) for s in args.seeds for m in MODELS]
+    tasks = [(m, args.dataset, s, args.out, args.overrides) for s in args.seeds for m in args.models]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for done in pool.map(run_one, *zip(*tasks, strict=True)):
             print(f"finished {done}", file=sys.stderr, flush=True)
+    if set(args.models) != set(MODELS):
+        return  # the comparison needs every model's runs
 
     results = {m: [RunResult.read(args.out / f"{m}-seed{s}" / RESULT_FILE) for s in args.seeds] for m in MODELS}
     base_inf = statistics.mean(r.seconds["inference"] for r in results["dnsrec"])
