@@ -20,8 +20,12 @@ def _objectives(key: str, v: Any) -> None:
 
 
 def _name(key: str, v: Any) -> None:
+    # `.` and `..` are names of letters a folder may not have: `sweep.name=..` wrote trial folders and
+    # job files into the parent of sweep.root.
     ok = isinstance(v, str) and 0 < len(v) <= 200 and all(c.isalnum() or c in "-_." for c in v)
-    check(key, ok, "a name of letters, digits, '-', '_' or '.' (it names the Optuna study and a folder)", v)
+    ok = ok and v not in (".", "..")
+    what = "a name of letters, digits, '-', '_' or '.', not '.' or '..' (it names the Optuna study and a folder)"
+    check(key, ok, what, v)
 
 
 def _metric(key: str, v: Any) -> None:

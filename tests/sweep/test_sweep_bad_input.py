@@ -18,6 +18,10 @@ CASES = [
     (["launcher.resources.gpus=1"], "launcher.resources.gpus=1: this machine has 0 GPU(s)"),
     (["sweep.trials=0"], "config key 'sweep.trials': expected a positive integer"),
     (["gates.layers=7"], "gates.layers"),
+    # Names that are paths: `..` once wrote trial-0000/ and jobs/ into the parent of sweep.root.
+    (["sweep.name=..", "sweep.trials=1"], "config key 'sweep.name': expected a name of letters"),
+    (["sweep.name=.", "sweep.trials=1"], "not '.' or '..'"),
+    (["sweep.name=a/b", "sweep.trials=1"], "config key 'sweep.name'"),
 ]
 
 
@@ -30,7 +34,7 @@ def test_refused_before_anything_is_written(
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
     assert "Traceback" not in err
-    assert not db.exists() and not (tmp_path / "sweeps").exists()
+    assert not db.exists() and sorted(p.name for p in tmp_path.iterdir()) == []  # nothing, not even beside
 
 
 def test_an_unreachable_database_is_one_line_with_the_password_masked(
