@@ -395,9 +395,9 @@ def train_run(cfg: TrainRunConfig, run_dir: Path, log: Log = print) -> RunResult
     started = dt.datetime.now(dt.UTC)
     distributed.init_from_env(cfg.train.device)
     log = distributed.main_only(log)
-    stamp = run_stamp("train", cfg)
-    claim_run_dir(run_dir, stamp)
     data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
+    stamp = run_stamp("train", cfg)
+    claim_run_dir(run_dir, stamp)  # after the data: a run refused for its data leaves no directory behind
     placement = Placement.resolve(cfg.train.device, cfg.train.precision)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, data)
@@ -414,9 +414,9 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     started = dt.datetime.now(dt.UTC)
     distributed.init_from_env(cfg.train.device)
     log = distributed.main_only(log)
-    stamp = run_stamp("run", cfg)
-    claim_run_dir(run_dir, stamp)
     data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
+    stamp = run_stamp("run", cfg)
+    claim_run_dir(run_dir, stamp)  # after the data: a run refused for its data leaves no directory behind
     space = cfg.space(data)  # validates pruning, gates and heads before any training
     placement = Placement.resolve(cfg.train.device, cfg.train.precision)
     stamp = checkpoint_stamp(stamp, placement)
