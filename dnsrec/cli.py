@@ -371,6 +371,8 @@ def cmd_results(args: argparse.Namespace) -> int:
             print(render_table(["field", *(f"run {i}" for i in args.ids)], [[n, *v] for n, v in comparison.rows]))
         elif args.action == "export":
             print(f"wrote {store.export(args.file, args.format, where)} runs to {args.file}")
+    except OSError as e:  # a figure to an unwritable place or a directory: one line, not a traceback
+        raise DNSRecError(f"cannot write {e.filename or ''}: {e.strerror or e}") from e
     finally:
         store.close()
     return 0

@@ -27,14 +27,23 @@ def flat_row(run: RunView, metrics: list[str]) -> dict[str, Any]:
 def write_export(path: Path, fmt: str, runs: list[RunView]) -> None:
     if fmt not in FORMATS:
         raise QueryError(f"unknown export format {fmt!r}; valid are {', '.join(FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Refused rather than guessed: a directory is not a file name, and a missing folder is more often a
+    # typo than a wish (it was created silently).
+    if path.is_dir():
+        raise QueryError(f"cannot export to {path}: it is a directory; give a file name, e.g. {path / 'runs.csv'}")
+    if not path.parent.is_dir():
+        raise QueryError(f"cannot export to {path}: no directory {path.parent}")
     tmp = path.with_name(path.name + ".tmp")
-    if fmt == "json":
-        tmp.write_text(json.dumps([run.to_dict() for run in runs], indent=2, sort_keys=True) + "\n")
-    else:
-        metrics = sorted({name for run in runs for name in run.metrics})
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=[*RUN_FIELDS, *ARCH_ONLY, *metrics])
-            writer.writeheader()
-            writer.writerows(flat_row(run, metrics) for run in runs)
-    tmp.replace(path)
+    try:
+        if fmt == "json":
+            tmp.write_text(json.dumps([run.to_dict() for run in runs], indent=2, sort_keys=True) + "\n")
+        else:
+            metrics = sorted({name for run in runs for name in run.metrics})
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=[*RUN_FIELDS, *ARCH_ONLY, *metrics])
+                writer.writeheader()
+                writer.writerows(flat_row(run, metrics) for run in runs)
+        tmp.replace(path)
+    except OSError as e:  # unwritable place, full disk: nothing half-written is left behind
+        tmp.unlink(missing_ok=True)
+        raise QueryError(f"cannot export to {path}: {e.strerror or e}") from e

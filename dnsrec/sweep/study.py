@@ -84,7 +84,10 @@ def sweep_status_line(name: str, db_url: str | None) -> str:
     """The driver's status line for a sweep running anywhere that writes to this database."""
     import optuna
     from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import DBAPIError
 
+    from dnsrec.results import DatabaseUnavailable
+    from dnsrec.results.database import describe_db_error, masked, resolve_url
     from dnsrec.sweep.status import sweep_status
 
     optuna.logging.set_verbosity(logging.WARNING)
@@ -93,9 +96,12 @@ def sweep_status_line(name: str, db_url: str | None) -> str:
     except KeyError as e:
         raise ConfigError(f"no sweep named '{name}' in the results database") from e
     except StorageInternalError as e:
-        from dnsrec.results.database import masked, resolve_url
-
         raise ConfigError(f"cannot read sweeps from {masked(resolve_url(db_url))}: {e}") from e
+    except DBAPIError as e:  # unreachable, wrong password: one line, as `results list` gives
+        url = resolve_url(db_url)
+        raise DatabaseUnavailable(
+            f"cannot reach the results database {masked(url)}: {describe_db_error(e, url)}"
+        ) from e
     attrs = study.user_attrs
     objectives = attrs.get("sweep", {}).get("objectives", ["ndcg", "flops"])
     target, parallel = int(attrs.get("trials", 0)), int(attrs.get("parallel", 1))
