@@ -25,14 +25,15 @@ from dnsrec.models.attention import (
 
 
 def item_scores(hidden: Tensor, item_weight: Tensor) -> Tensor:
-    """Scores of every item (B, n_items + 1) in fp32, whatever autocast is active.
+    """Scores of every item (B, n_items + 1) in fp32 (or fp64 for fp64 inputs), whatever autocast is active.
 
     Ranking needs fp32: rounded to bf16 (8 bits of mantissa) many negatives tie the target, and ties
     count against it (on ML-1M, 479 of 6,040 test users and -0.002 pop100 NDCG@10). Only this product is
     widened; the layers below keep the training precision.
     """
+    dtype = torch.promote_types(torch.promote_types(hidden.dtype, item_weight.dtype), torch.float32)  # fp64 stays
     with torch.autocast(device_type=hidden.device.type, enabled=False):
-        return hidden.float() @ item_weight.float().T
+        return hidden.to(dtype) @ item_weight.to(dtype).T
 
 
 def _masked(x: Tensor, mask: Tensor | None) -> Tensor:
