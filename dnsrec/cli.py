@@ -6,6 +6,7 @@
     dnsrec sweep dataset=gowalla-100 sweep.trials=6 sweep.parallel=2 launcher=local|slurm|ray [key=value ...]
     dnsrec results {ingest,list,show,best,pareto,compare,export,status} ...
     dnsrec data {prepare,stats} DATASET
+    dnsrec data synth synth-gowalla [--data-dir DIR]   (synthetic check-ins: benchmarks only)
 
 train/run/retrain record their result in the results database ($DNSREC_DB_URL, default
 sqlite:///runs/dnsrec.db) after writing result.json; `--no-db` skips that.
@@ -200,6 +201,8 @@ def prepare_data(configs: list[dict[str, Any]]) -> None:
 def cmd_data(args: argparse.Namespace) -> int:
     from dnsrec.data import DatasetStats, load_file, prepare_dataset, preset_names
 
+    if args.action == "synth":
+        return cmd_synth(args)
     if args.action == "stats" and args.dataset not in preset_names():
         if not Path(args.dataset).exists():
             names = ", ".join(preset_names())
@@ -211,6 +214,45 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"read {', '.join(map(str, ready.files))}")
         print(f"{'prepared' if ready.built else 'already prepared'}: {ready.cache}.npz (+ .json)")
     print(DatasetStats.of(ready.data).table())
+    return 0
+
+
+SYNTH_SHAPE = ("users", "items", "interactions", "zipf", "noise", "successors", "seed")
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """`dnsrec data synth`: write synthetic SNAP Gowalla check-ins (dnsrec.data.synth), a preset's or any size."""
+    import dataclasses
+    import time
+
+    from dnsrec.data.load import data_directory
+    from dnsrec.data.synth import SYNTH_FILES, SYNTH_NOTE, SynthSpec, generate, synth_spec, write_checkins
+
+    given = {key: getattr(args, key) for key in SYNTH_SHAPE if getattr(args, key) is not None}
+    if args.preset is not None:
+        if given and args.out is None:
+            raise DNSRecError(
+                f"data synth {args.preset}: --{', --'.join(given)} would change the preset's data; "
+                "write other data to a file of your own with --out FILE"
+            )
+        spec = dataclasses.replace(synth_spec(args.preset), **given)
+        out = Path(args.out) if args.out else data_directory(args.data_dir) / SYNTH_FILES[args.preset]
+    else:
+        missing = [f"--{key}" for key in ("users", "items", "interactions") if key not in given]
+        missing += [] if args.out else ["--out"]
+        if missing:
+            raise DNSRecError(f"data synth: give a preset ({', '.join(SYNTH_FILES)}) or {', '.join(missing)}")
+        spec = SynthSpec(**given)
+        out = Path(args.out)
+    t0 = time.perf_counter()
+    checkins = generate(spec)
+    write_checkins(checkins, out)
+    print(
+        f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {time.perf_counter() - t0:.1f} s): {spec.users:,} users, "
+        f"{spec.items:,} locations, {spec.interactions:,} check-ins, zipf {spec.zipf}, noise {spec.noise}, seed "
+        f"{spec.seed}; {checkins.followed:.0%} of steps follow the transition graph"
+    )
+    print(f"note: {SYNTH_NOTE}")
     return 0
 
 
@@ -425,6 +467,32 @@ def _plot(args: argparse.Namespace, store: Any, where: Any) -> None:
     print(f"wrote {png}")
 
 
+def add_synth_parser(dsub: Any) -> None:
+    from dnsrec.data.synth import SYNTH_FILES, SYNTH_NOTE
+
+    synth = dsub.add_parser(
+        "synth",
+        help="write synthetic SNAP Gowalla check-ins (a benchmark input, never for accuracy claims)",
+        description=f"Seeded synthetic check-ins in the SNAP Gowalla format: Zipf item popularity and "
+        f"sequences that follow an item-transition graph with noise (dnsrec/data/synth.py). This is {SYNTH_NOTE}. "
+        f"A preset ({', '.join(SYNTH_FILES)}) is written where the preset of that name reads it, "
+        f"DATA_DIR/{next(iter(SYNTH_FILES.values()))}; other sizes need --out.",
+    )
+    synth.add_argument("preset", nargs="?", choices=list(SYNTH_FILES), help="a synthetic dataset preset")
+    synth.add_argument("--data-dir", help="the preset's data directory (default $DNSREC_DATA_DIR, else ./data)")
+    synth.add_argument("--out", help="write to this file instead (.gz: gzipped)")
+    for key, kind, text in (
+        ("users", int, "number of users"),
+        ("items", int, "number of locations (items)"),
+        ("interactions", int, "number of check-ins"),
+        ("zipf", float, "popularity exponent s: P(rank r) ~ r^-s (default 1.0)"),
+        ("noise", float, "chance a step ignores the transition graph (default 0.2)"),
+        ("successors", int, "out-edges per item in the transition graph (default 4)"),
+        ("seed", int, "random seed (default 0)"),
+    ):
+        synth.add_argument(f"--{key}", type=kind, help=text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dnsrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -457,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         one.add_argument("dataset", metavar="DATASET" if action == "prepare" else "DATASET|FILE")
         one.add_argument("--data-dir", help="where the files are (default $DNSREC_DATA_DIR, else ./data)")
         one.add_argument("--cache-dir", help="where the cache goes (default $DNSREC_CACHE_DIR or ~/.cache/dnsrec)")
+    add_synth_parser(dsub)
     args = parser.parse_args(argv)
     try:
         if getattr(args, "db", None):

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from dnsrec.data import formats
 from dnsrec.data.process import Filter
 from dnsrec.data.raw import RawInteractions, RawItemFeatures
+from dnsrec.data.synth import SYNTH_FILES
 from dnsrec.errors import ConfigError
 
 Loaded = tuple[RawInteractions, RawItemFeatures | None]
@@ -140,6 +141,14 @@ _PRESETS = (
     ),
     Preset("gowalla-1k", (Layout(("gowalla/gowalla-1k.checkins.txt.gz",), _gowalla),), 100, GOWALLA_FILTER),
     Preset("gowalla-100", (Layout(("gowalla/gowalla-100.checkins.txt.gz",), _gowalla),), 100, GOWALLA_FILTER),
+    Preset(
+        "synth-gowalla",
+        (Layout((SYNTH_FILES["synth-gowalla"],), _gowalla),),
+        max_len=100,
+        filtering=GOWALLA_FILTER,
+        hint="synth-gowalla is SYNTHETIC check-ins at the paper's Gowalla size (a benchmark input for speed and "
+        "memory, never for accuracy claims): write it with `dnsrec data synth synth-gowalla --data-dir DIR`.",
+    ),
     Preset(
         "douban",
         (Layout(("DMSC.csv",), _douban), Layout(("douban/DMSC.csv",), _douban)),

@@ -95,7 +95,15 @@ def test_unknown_dataset_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="unknown preset 'ml-20m'") as error:
         load_dataset("ml-20m")
     assert all(name in str(error.value) for name in preset_names())
-    assert set(preset_names()) == {"ml-1m", "ml-100k", "gowalla", "gowalla-1k", "gowalla-100", "douban"}
+    assert set(preset_names()) == {
+        "ml-1m",
+        "ml-100k",
+        "gowalla",
+        "gowalla-1k",
+        "gowalla-100",
+        "synth-gowalla",
+        "douban",
+    }
     assert set(PRESETS) == set(preset_names())
 
 
