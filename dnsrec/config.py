@@ -90,7 +90,8 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    family: str = dataclasses.field(default="sasrec", metadata={"check": one_of("sasrec")})
+    # sasrec; fdsa and sasrecf are the feature-aware baselines (item genres; docs/method.md "Baselines")
+    family: str = dataclasses.field(default="sasrec", metadata={"check": one_of("sasrec", "fdsa", "sasrecf")})
     attention: str = dataclasses.field(default="linear", metadata={"check": one_of("linear", "softmax")})
     d: int = dataclasses.field(default=128, metadata={"check": positive_int})
     inner: int = dataclasses.field(default=256, metadata={"check": positive_int})

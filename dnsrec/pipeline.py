@@ -41,10 +41,11 @@ from dnsrec.config import (
     build,
 )
 from dnsrec.data import load_dataset
+from dnsrec.data.features import model_features
 from dnsrec.data.sequences import SequenceData
 from dnsrec.errors import ConfigError, ConfigMismatch
 from dnsrec.evaluate import RANKS_FILE, Evaluator, ranking_metrics, write_ranks
-from dnsrec.models import SASRec, SASRecConfig
+from dnsrec.models import FDSA, FDSAConfig, SASRec, SASRecConfig, SASRecF, padded_table
 from dnsrec.nas.architecture import Architecture
 from dnsrec.nas.controllers import Controllers
 from dnsrec.nas.derive import build_compact, transfer_weights
@@ -268,18 +269,24 @@ def checkpoint_stamp(stamp: ConfigStamp, placement: Placement) -> ConfigStamp:
 
 
 def build_model(model: ModelConfig, data: SequenceData) -> SASRec:
-    return SASRec(
-        SASRecConfig(
-            n_items=data.n_items,
-            max_len=data.max_len,
-            d=model.d,
-            inner=model.inner,
-            n_layers=model.layers,
-            n_heads=model.heads,
-            dropout=model.dropout,
-            attention=model.attention,  # type: ignore[arg-type]
-        )
+    """`model.family`: SASRec, or a feature-aware baseline (FDSA, SASRecF) over `model_features(data)`."""
+    cfg = SASRecConfig(
+        n_items=data.n_items,
+        max_len=data.max_len,
+        d=model.d,
+        inner=model.inner,
+        n_layers=model.layers,
+        n_heads=model.heads,
+        dropout=model.dropout,
+        attention=model.attention,  # type: ignore[arg-type]
     )
+    if model.family == "sasrec":
+        return SASRec(cfg)
+    features = model_features(data, f"model.family={model.family}")
+    table = padded_table(features.values, features.offsets)
+    if model.family == "fdsa":
+        return FDSA(FDSAConfig(**dataclasses.asdict(cfg)), table, features.n_values)
+    return SASRecF(cfg, table, features.n_values)
 
 
 def environment(placement: Placement) -> dict[str, str]:
