@@ -1,9 +1,9 @@
 """Item feature embeddings for the feature-aware baselines (FDSA, SASRecF; docs/method.md "Baselines").
 
 One multi-valued categorical feature per item (MovieLens genres; the item id itself where a dataset has no
-feature file). An item with several values is embedded as the MEAN of its values' embeddings, which is
-RecBole's `pooling_mode: mean` for a token_seq field (the reference setup of the paper's baselines). An item
-with no value, and the padding item 0, get the zero vector.
+feature file). An item with several values is embedded as the MEAN of its values' embeddings: RecBole's
+`pooling_mode: mean`, its FDSA default (its SASRecF defaults to `sum`; both models here use the mean, so the two
+baselines see the same feature). An item with no value, and the padding item 0, get the zero vector.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ the tied output layer (scores against the ITEM embedding) and the training loss 
 
 Departures, as for SASRec (docs/method.md): attention is causal and padding-masked in both variants. The
 feature is one field (MovieLens genres, the mean of an item's genres; or the item id where a dataset has
-none, docs/method.md "Baselines"); RecBole concatenates one embedding per selected field.
+none, docs/method.md "Baselines"), pooled by the mean where RecBole's SASRecF default is the sum; RecBole
+concatenates one embedding per selected field.
 """
 
 from __future__ import annotations
