@@ -104,9 +104,9 @@ class Engine(ABC):
             loss = self.forward(*batch_of(idx[:1] if empty else part), denominator=denominator)
             if empty:
                 loss = loss * 0.0  # takes part in the collectives, changes no gradient
-            self.backward(loss)
+            self.add_micro_batch(loss)
             local += loss.detach().double()
-        self.step()
+        self.finish_step()
         return float(distributed.all_reduce_sum(local).item()) / self.world_size
 
     @property
@@ -121,10 +121,13 @@ class Engine(ABC):
     def forward(self, *batch: Any, denominator: float) -> Tensor: ...
 
     @abstractmethod
-    def backward(self, loss: Tensor) -> None: ...
+    def add_micro_batch(self, loss: Tensor) -> None:
+        """Backpropagate one micro-batch's loss into the step's gradient (DeepSpeed also counts the
+        micro-step here and applies the update itself at the accumulation boundary)."""
 
     @abstractmethod
-    def step(self) -> None: ...
+    def finish_step(self) -> None:
+        """End the step: apply the accumulated update (plain torch) or check that it was applied."""
 
     # --- the weights ----------------------------------------------------------------------------------
     @abstractmethod
@@ -178,10 +181,10 @@ class TorchEngine(Engine):
         loss: Tensor = self.module(*batch, denominator=denominator)
         return loss
 
-    def backward(self, loss: Tensor) -> None:
+    def add_micro_batch(self, loss: Tensor) -> None:
         loss.backward()
 
-    def step(self) -> None:
+    def finish_step(self) -> None:
         distributed.all_reduce_grads_(self.model.parameters(), average=True)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -255,13 +258,13 @@ class DeepSpeedEngine(Engine):
         loss: Tensor = self.ds(*batch, denominator=denominator)
         return loss
 
-    def backward(self, loss: Tensor) -> None:
+    def add_micro_batch(self, loss: Tensor) -> None:
         # The loss is already divided by the step's targets: no further division by the accumulation
         # steps. DeepSpeed then averages over ranks, as the shards' denominators assume.
         self.ds.backward(loss, scale_wrt_gas=False)
         self.ds.step()  # applies the update only at the accumulation boundary (micro_batches calls)
 
-    def step(self) -> None:
+    def finish_step(self) -> None:
         if self.ds.micro_steps % self.micro_batches:
             raise RuntimeError(f"DeepSpeed is off its accumulation boundary ({self.ds.micro_steps} micro-steps)")
 
