@@ -9,7 +9,7 @@ from __future__ import annotations
 from dnsrec.results.errors import DatabaseUnavailable, InvalidResult, QueryError, ResultsError
 from dnsrec.results.extract import MetricKey
 from dnsrec.results.filters import RunFilter
-from dnsrec.results.store import DEFAULT_METRIC, Comparison, Pareto, ResultStore, SlurmInfo, open_store
+from dnsrec.results.store import DEFAULT_METRIC, Comparison, Lease, Pareto, ResultStore, SlurmInfo, open_store
 from dnsrec.results.views import RunView
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Comparison",
     "DatabaseUnavailable",
     "InvalidResult",
+    "Lease",
     "MetricKey",
     "Pareto",
     "QueryError",

@@ -200,4 +200,20 @@ class Metric(Base):
     run: Mapped[Run] = relationship(back_populates="metrics")
 
 
+class SweepLease(Base):
+    """Which driver drives a sweep: one row per sweep name, taken atomically when a driver starts, renewed by
+    its heartbeat and deleted when it exits. A second driver finds the row unexpired and refuses; a driver
+    killed without cleaning up leaves a row that expires, so a rerun takes over (dnsrec.sweep.lease)."""
+
+    __tablename__ = PREFIX + "sweep_leases"
+
+    sweep: Mapped[str] = mapped_column(String(200), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))  # one driver's own random id: host and pid can repeat
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[dt.datetime]
+    heartbeat_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+
+
 TABLES = tuple(sorted(Base.metadata.tables))

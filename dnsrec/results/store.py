@@ -9,6 +9,7 @@ in the same transaction. Nothing is written unless the whole result validates.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, delete, insert, select
+from sqlalchemy import ColumnElement, Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, contains_eager, selectinload, sessionmaker
@@ -36,7 +37,7 @@ from dnsrec.results.extract import (
     validate,
 )
 from dnsrec.results.filters import NUMERIC, RunFilter, metric_value, resolve
-from dnsrec.results.models import Architecture, Metric, Run, Sweep, utcnow
+from dnsrec.results.models import Architecture, Metric, Run, Sweep, SweepLease, utcnow
 from dnsrec.results.pareto import front
 from dnsrec.results.report import comparison_rows
 from dnsrec.results.views import RunView
@@ -59,6 +60,18 @@ class SlurmInfo:
             return None
         task = env.get("SLURM_ARRAY_TASK_ID", "")
         return SlurmInfo(env["SLURM_JOB_ID"], env.get("SLURM_ARRAY_JOB_ID"), int(task) if task.isdigit() else None)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The driver holding a sweep's lease (`dnsrec_sweep_leases`)."""
+
+    sweep: str
+    token: str
+    host: str
+    pid: int
+    heartbeat_at: dt.datetime
+    expires_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -257,7 +270,45 @@ class ResultStore:
         sweep_id: int = s.execute(select(Sweep.id).where(Sweep.name == name)).scalar_one()
         return sweep_id
 
-    def _insert(self, table: type[Run] | type[Sweep]) -> Any:
+    # -- sweep leases: one driver per sweep ----------------------------------------------------------------
+
+    def take_lease(self, sweep: str, token: str, host: str, pid: int, seconds: float) -> Lease:
+        """Take the lease of `sweep` for the driver `token` if no one holds it, its holder's lease has
+        expired, or it is already this driver's; the holder afterwards (this driver's lease if it got it).
+
+        Atomic on every backend: one INSERT .. ON CONFLICT DO UPDATE .. WHERE expired, so of two drivers
+        starting together exactly one gets the row (SQLite serialises the transactions, PostgreSQL the
+        conflicting inserts on the primary key)."""
+        now = utcnow()
+        row = {"sweep": sweep, "token": token, "host": host, "pid": pid}
+        row |= {"acquired_at": now, "heartbeat_at": now, "expires_at": now + dt.timedelta(seconds=seconds)}
+        with self.session() as s:
+            stmt = self._insert(SweepLease).values(row)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[SweepLease.sweep],
+                set_={k: stmt.excluded[k] for k in row if k != "sweep"},
+                where=(SweepLease.expires_at < now) | (SweepLease.token == token),
+            )
+            s.execute(stmt)
+            held = s.execute(select(SweepLease).where(SweepLease.sweep == sweep)).scalar_one()
+            return Lease(held.sweep, held.token, held.host, held.pid, held.heartbeat_at, held.expires_at)
+
+    def renew_lease(self, sweep: str, token: str, seconds: float) -> bool:
+        """The heartbeat: push the expiry of this driver's lease on; False if it is no longer this driver's."""
+        now = utcnow()
+        with self.session() as s:
+            done = s.execute(
+                update(SweepLease)
+                .where(SweepLease.sweep == sweep, SweepLease.token == token)
+                .values(heartbeat_at=now, expires_at=now + dt.timedelta(seconds=seconds))
+            )
+            return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def release_lease(self, sweep: str, token: str) -> None:
+        with self.session() as s:
+            s.execute(delete(SweepLease).where(SweepLease.sweep == sweep, SweepLease.token == token))
+
+    def _insert(self, table: type[Run] | type[Sweep] | type[SweepLease]) -> Any:
         """INSERT with ON CONFLICT: the dialect's own, since upserts are what keep concurrent writers exact."""
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         return dialect.insert(table)

@@ -47,6 +47,9 @@ class SweepConfig:
     sampler: str = dataclasses.field(default="tpe", metadata={"check": one_of("tpe", "random", "grid")})
     seed: int = dataclasses.field(default=0, metadata={"check": non_negative_int})
     poll_seconds: float = dataclasses.field(default=2.0, metadata={"check": positive_float})
+    # A driver's lease on its sweep lasts this long without a heartbeat (renewed every quarter of it): a
+    # second driver is refused while it runs, and a rerun takes over this long after a driver died.
+    lease_seconds: float = dataclasses.field(default=60.0, metadata={"check": positive_float})
     root: str = "runs/sweeps"  # run directories: <root>/<name>/trial-<n>
 
     def __post_init__(self) -> None:

@@ -33,6 +33,7 @@ from dnsrec.launch import Job, JobFailed, JobState, Launcher, LaunchError
 from dnsrec.result import RESULT_FILE, RunResult
 from dnsrec.results import ResultStore, SlurmInfo
 from dnsrec.sweep.config import SweepConfig
+from dnsrec.sweep.lease import LeaseKeeper
 from dnsrec.sweep.space import apply, params_text
 from dnsrec.sweep.status import sweep_status
 from dnsrec.sweep.worker import run_trial
@@ -79,8 +80,10 @@ class Driver:
         study: Any,
         launcher: Launcher,
         out: Callable[[str], None] = print,
+        lease: LeaseKeeper | None = None,
     ) -> None:
         self.cfg, self.base, self.store, self.study, self.launcher, self.out = cfg, base, store, study, launcher, out
+        self.lease = lease
         self.sweep_dir = cfg.directory
         self.dataset = str(base.get("dataset", {}).get("name", "?"))
         self.inflight: list[InFlight] = []
@@ -97,8 +100,10 @@ class Driver:
         stop = threading.Event()
         try:
             with _stop_signals(stop):
+                self._check_lease()
                 self._reconcile()
                 while True:
+                    self._check_lease()
                     self._fill()
                     self.launcher.refresh()
                     for f in [f for f in self.inflight if f.job.state() is JobState.DONE]:
@@ -117,6 +122,11 @@ class Driver:
         finally:
             self.launcher.close()
         return self._summary(time.monotonic() - start)
+
+    def _check_lease(self) -> None:
+        """Stop (LeaseLost, nothing written) once another driver has taken this sweep over."""
+        if self.lease is not None:
+            self.lease.check()
 
     def _complete(self) -> int:
         from optuna.trial import TrialState

@@ -34,6 +34,7 @@ def prepare(raw: Mapping[str, Any]) -> tuple[SweepConfig, dict[str, Any], Any]:
 
 def run_sweep(raw: Mapping[str, Any], db_url: str | None = None, out: Callable[[str], None] = print) -> SweepSummary:
     from dnsrec.results import open_store
+    from dnsrec.sweep.lease import holding_lease
     from dnsrec.sweep.study import open_study
 
     cfg, base, launcher_cfg = prepare(raw)
@@ -41,12 +42,14 @@ def run_sweep(raw: Mapping[str, Any], db_url: str | None = None, out: Callable[[
     launcher.check()
     store = open_store(db_url)
     try:
-        study = open_study(cfg, base, db_url)
-        space = "; ".join(p.describe() for p in cfg.space)
-        out(
-            f"sweep {cfg.name}: {cfg.trials} trials, {cfg.parallel} in flight on launcher={launcher.name}, "
-            f"objectives {' & '.join(cfg.objectives)}; space: {space}; results in {store.url}"
-        )
-        return Driver(cfg, base, store, study, launcher, out=out).run()
+        # One driver per sweep, decided before the study is touched: a second one refuses here (SweepBusy).
+        with holding_lease(store, cfg.name, cfg.lease_seconds, out) as lease:
+            study = open_study(cfg, base, db_url)
+            space = "; ".join(p.describe() for p in cfg.space)
+            out(
+                f"sweep {cfg.name}: {cfg.trials} trials, {cfg.parallel} in flight on launcher={launcher.name}, "
+                f"objectives {' & '.join(cfg.objectives)}; space: {space}; results in {store.url}"
+            )
+            return Driver(cfg, base, store, study, launcher, out=out, lease=lease).run()
     finally:
         store.close()

@@ -8,6 +8,7 @@ incomparable trials, so it is refused with the keys that differ.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from dnsrec.errors import ConfigError
@@ -24,9 +25,7 @@ def open_study(cfg: SweepConfig, base: dict[str, Any], db_url: str | None) -> An
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
-    url = storage_url(db_url)
-    connect_args = {"timeout": 60} if url.startswith("sqlite") else {"connect_timeout": 5}
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect_args})
+    storage = _storage(storage_url(db_url))
     study = optuna.create_study(
         study_name=cfg.name,
         storage=storage,
@@ -56,6 +55,28 @@ def open_study(cfg: SweepConfig, base: dict[str, Any], db_url: str | None) -> An
     study.set_user_attr("trials", cfg.trials)
     study.set_user_attr("parallel", cfg.parallel)
     return study
+
+
+SETUP_ATTEMPTS = 8
+
+
+def _storage(url: str) -> Any:
+    """Optuna's RDBStorage on `url`. Its first use creates Optuna's tables and stamps its `alembic_version`,
+    and two processes doing that at once on a fresh database collide (SQLite: "table studies already
+    exists", UNIQUE on alembic_version; PostgreSQL: UniqueViolation): the loser tries again, and finds
+    the tables the winner made."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    connect_args = {"timeout": 60} if url.startswith("sqlite") else {"connect_timeout": 5}
+    for attempt in range(1, SETUP_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect_args})
+        except (SQLAlchemyError, optuna.exceptions.StorageInternalError):
+            if attempt == SETUP_ATTEMPTS:
+                raise
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _sampler(cfg: SweepConfig, seed_offset: int) -> Any:
