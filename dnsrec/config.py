@@ -178,13 +178,17 @@ class SearchConfig:
     # over the whole search, whatever the dataset's number of steps per epoch.
     tau_schedule: str = dataclasses.field(default="steps", metadata={"check": one_of(*TAU_SCHEDULES)})
     tau_final: float = dataclasses.field(default=0.1, metadata={"check": positive_float})
-    # Epochs of weight steps only before the first architecture step (ProxylessNAS-style warm-up: the
-    # controllers then compare trained candidates, not random ones). Not eligible as the decision epoch.
-    warmup_epochs: int = dataclasses.field(default=0, metadata={"check": non_negative_int})
+    # The fraction of search epochs (floored) that take weight steps only before the first architecture
+    # step (ProxylessNAS-style warm-up: the controllers then compare trained candidates, not random ones).
+    # Warm-up epochs are not eligible as the decision epoch. A fraction, so short searches keep their epochs.
+    warmup: float = dataclasses.field(default=0.0, metadata={"check": _non_negative_float})
+
+    @property
+    def warmup_epochs(self) -> int:
+        return int(self.warmup * self.epochs)
 
     def __post_init__(self) -> None:
-        fewer = f"fewer than search.epochs={self.epochs}"
-        check("search.warmup_epochs", self.warmup_epochs < self.epochs, fewer, self.warmup_epochs)
+        check("search.warmup", self.warmup < 1, "a fraction in [0, 1)", self.warmup)
         check("search.tau_final", self.tau_final <= 1, "a number in (0, 1]", self.tau_final)
         check("search.lam", not isinstance(self.lam, bool), "a number >= 0", self.lam)
 

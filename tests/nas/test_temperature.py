@@ -38,13 +38,17 @@ def tiny_search(*extra: str) -> list[dict]:  # type: ignore[type-arg]
 
 def test_warmup_epochs_train_weights_only_and_the_schedule_spans_the_rest() -> None:
     warm, first, last = tiny_search(
-        "search.epochs=3", "search.warmup_epochs=1", "search.tau_schedule=search", "search.tau_final=0.2"
+        "search.epochs=3", "search.warmup=0.34", "search.tau_schedule=search", "search.tau_final=0.2"
     )
     assert warm["alpha"] == [[0.0, 0.0, 0.0]] and warm["beta"] == [0.0, 0.0] and warm["tau"] == 1.0
     assert first["beta"] != [0.0, 0.0]  # architecture steps begin after the warm-up
     assert 0.2 < first["tau"] < 1.0 and last["tau"] == pytest.approx(0.2)
 
 
-def test_warmup_must_leave_search_epochs() -> None:
-    with pytest.raises(ConfigError, match=r"search\.warmup_epochs"):
-        RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.epochs=2", "search.warmup_epochs=2"]))
+def test_warmup_is_a_fraction_of_the_search_floored() -> None:
+    def epochs(*extra: str) -> int:
+        return RunConfig.from_mapping(compose("run", [*TINY_RUN, *extra])).search.warmup_epochs
+
+    assert epochs("search.epochs=10", "search.warmup=0.2") == 2 and epochs("search.epochs=3", "search.warmup=0.2") == 0
+    with pytest.raises(ConfigError, match=r"search\.warmup': expected a fraction in \[0, 1\)"):
+        epochs("search.warmup=1")
