@@ -40,6 +40,7 @@ from dnsrec.results.filters import NUMERIC, RunFilter, metric_value, resolve
 from dnsrec.results.models import Architecture, Metric, Run, Sweep, SweepLease, utcnow
 from dnsrec.results.pareto import front
 from dnsrec.results.report import comparison_rows
+from dnsrec.results.retry import DbGrace, retried
 from dnsrec.results.views import RunView
 
 DEFAULT_METRIC = "test/pop100/ndcg@10"
@@ -103,6 +104,9 @@ class ResultStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # How long the writes a sweep driver makes wait out a database that is away (a restart): never,
+        # unless the caller says so (the driver sets sweep.db_grace_seconds).
+        self.grace = DbGrace(0.0, what=f"the results database {self.url}")
 
     @property
     def url(self) -> str:
@@ -128,10 +132,12 @@ class ResultStore:
 
     # -- writing ---------------------------------------------------------------------------------------
 
+    @retried
     def ensure_sweep(self, name: str, dataset: str | None = None, config: dict[str, Any] | None = None) -> int:
         with self.session() as s:
             return self._sweep_id(s, name, dataset, config)
 
+    @retried
     def record(
         self,
         result: RunResult,
@@ -205,6 +211,7 @@ class ResultStore:
         """Mark a run directory RUNNING (a launched trial), so a sweep's table shows work in progress."""
         return self._record_status("RUNNING", run_dir, None, stage, dataset, config, sweep, trial, launcher, slurm)
 
+    @retried
     def _record_status(
         self,
         status: str,

@@ -28,6 +28,10 @@ def _name(key: str, v: Any) -> None:
     check(key, ok, what, v)
 
 
+def _non_negative_float(key: str, v: Any) -> None:
+    check(key, isinstance(v, int | float) and not isinstance(v, bool) and v >= 0, "a number >= 0", v)
+
+
 def _metric(key: str, v: Any) -> None:
     ok = isinstance(v, str) and len(v.split("/")) == 3 and v.split("/")[0] in ("valid", "test")
     check(key, ok, "SPLIT/PROTOCOL/METRIC@K, e.g. valid/pop100/ndcg@10", v)
@@ -50,6 +54,9 @@ class SweepConfig:
     # A driver's lease on its sweep lasts this long without a heartbeat (renewed every quarter of it): a
     # second driver is refused while it runs, and a rerun takes over this long after a driver died.
     lease_seconds: float = dataclasses.field(default=60.0, metadata={"check": positive_float})
+    # A database away for less than this (a PostgreSQL restart) is waited out with a status line; longer
+    # stops the driver with one line (its trials continue when it is started again).
+    db_grace_seconds: float = dataclasses.field(default=120.0, metadata={"check": _non_negative_float})
     root: str = "runs/sweeps"  # run directories: <root>/<name>/trial-<n>
 
     def __post_init__(self) -> None:

@@ -34,6 +34,7 @@ def prepare(raw: Mapping[str, Any]) -> tuple[SweepConfig, dict[str, Any], Any]:
 
 def run_sweep(raw: Mapping[str, Any], db_url: str | None = None, out: Callable[[str], None] = print) -> SweepSummary:
     from dnsrec.results import open_store
+    from dnsrec.results.retry import DbGrace
     from dnsrec.sweep.lease import holding_lease
     from dnsrec.sweep.study import open_study
 
@@ -44,7 +45,8 @@ def run_sweep(raw: Mapping[str, Any], db_url: str | None = None, out: Callable[[
     try:
         # One driver per sweep, decided before the study is touched: a second one refuses here (SweepBusy).
         with holding_lease(store, cfg.name, cfg.lease_seconds, out) as lease:
-            study = open_study(cfg, base, db_url)
+            store.grace = DbGrace(cfg.db_grace_seconds, out, f"the results database {store.url}")
+            study = open_study(cfg, base, db_url, DbGrace(cfg.db_grace_seconds, out, "the study's database"))
             space = "; ".join(p.describe() for p in cfg.space)
             out(
                 f"sweep {cfg.name}: {cfg.trials} trials, {cfg.parallel} in flight on launcher={launcher.name}, "

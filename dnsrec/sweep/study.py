@@ -7,11 +7,13 @@ incomparable trials, so it is refused with the keys that differ.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
 
 from dnsrec.errors import ConfigError
+from dnsrec.results.retry import DbGrace, retried
 from dnsrec.sweep.config import SweepConfig
 
 
@@ -21,11 +23,13 @@ def storage_url(db_url: str | None) -> str:
     return resolve_url(db_url).render_as_string(hide_password=False)
 
 
-def open_study(cfg: SweepConfig, base: dict[str, Any], db_url: str | None) -> Any:
+def open_study(cfg: SweepConfig, base: dict[str, Any], db_url: str | None, grace: DbGrace | None = None) -> Any:
+    """The sweep's study, created or continued; `grace`: how its storage waits out a database that is away."""
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
     storage = _storage(storage_url(db_url))
+    storage.grace = grace
     study = optuna.create_study(
         study_name=cfg.name,
         storage=storage,
@@ -58,6 +62,29 @@ def open_study(cfg: SweepConfig, base: dict[str, Any], db_url: str | None) -> An
 
 
 SETUP_ATTEMPTS = 8
+# Every RDBStorage call the driver makes (through Study, Trial and Optuna's cache, `_CachedStorage`): each one retried
+# through the storage's DbGrace when the connection is lost (a PostgreSQL restart used to kill the driver
+# with Optuna's "invalid data in the commit" message).
+_STORAGE_CALLS = (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
+    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
+    "get_trial_user_attrs", "get_trial_system_attrs", "get_all_studies", "create_new_trial", "set_trial_param",
+    "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr",
+    "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
+    "get_best_trial",
+    # the private ones Optuna's cache calls on its backend (optuna 5.0 storages/_cached_storage.py)
+    "_create_new_trial", "_get_best_trial_id", "_get_trials", "_set_trial_param",
+)  # fmt: skip
+
+
+@functools.cache
+def _resilient_storage() -> Any:
+    """RDBStorage whose calls wait out a lost connection (its `grace`, None: never)."""
+    import optuna
+
+    base = optuna.storages.RDBStorage
+    methods = {name: retried(getattr(base, name)) for name in _STORAGE_CALLS}
+    return type("ResilientRDBStorage", (base,), {"grace": None, **methods})
 
 
 def _storage(url: str) -> Any:
@@ -68,10 +95,13 @@ def _storage(url: str) -> Any:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    connect_args = {"timeout": 60} if url.startswith("sqlite") else {"connect_timeout": 5}
+    sqlite = url.startswith("sqlite")
+    engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60} if sqlite else {"connect_timeout": 5}}
+    if not sqlite:
+        engine_kwargs["pool_pre_ping"] = True  # a connection the server dropped (a restart) is replaced, not used
     for attempt in range(1, SETUP_ATTEMPTS + 1):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": connect_args})
+            return _resilient_storage()(url, engine_kwargs=engine_kwargs)
         except (SQLAlchemyError, optuna.exceptions.StorageInternalError):
             if attempt == SETUP_ATTEMPTS:
                 raise

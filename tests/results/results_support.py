@@ -31,6 +31,22 @@ class PostgresServer:
     port: int
     user: str
     password: str
+    ctl: tuple[str, ...] = ()  # pg_ctl of this cluster (with its runuser prefix, data and log options)
+    options: str = ""  # the server options it was started with (port, socket directory, no fsync)
+
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`: every connection is cut (AdminShutdown), and the server comes back."""
+        self._pg_ctl("-w", "-t", "60", "-m", "fast", "-o", self.options, "restart")
+
+    def stop(self) -> None:
+        self._pg_ctl("-w", "-t", "60", "-m", "fast", "stop")
+
+    def start(self) -> None:
+        self._pg_ctl("-w", "-t", "60", "-o", self.options, "start")
+
+    def _pg_ctl(self, *args: str) -> None:
+        done = subprocess.run([*self.ctl, *args], capture_output=True, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, f"pg_ctl {' '.join(args)}: {done.stderr.decode()}"
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -103,7 +119,7 @@ def running_postgres() -> Iterator[PostgresServer]:
         log = (root / "log").read_text() if (root / "log").exists() else ""
         raise PostgresUnavailable(f"PostgreSQL did not start: {started.stderr.decode()} {log[-2000:]}")
     try:
-        yield dataclasses.replace(server, port=port)
+        yield dataclasses.replace(server, port=port, ctl=tuple(pg_ctl), options=options)
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, stdin=subprocess.DEVNULL)
         shutil.rmtree(root, ignore_errors=True)
