@@ -12,7 +12,6 @@ first, and NaN scores count as -inf (a diverged model scores worst, never best).
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 
 from dnsrec.data.sequences import SequenceData, Split
 from dnsrec.errors import ConfigError, DataError
+from dnsrec.files import atomic_write
 
 EvalProtocol = Literal["pop100", "full"]
 PROTOCOLS: tuple[EvalProtocol, ...] = get_args(EvalProtocol)
@@ -209,10 +209,8 @@ RANKS_FILE = "ranks.npz"  # per-user 0-based ranks of the final model, keyed "<s
 
 def write_ranks(path: Path, ranks: dict[str, dict[str, np.ndarray]]) -> None:
     """Per-user ranks ({split: {protocol: (n_users,)}}) for paired comparisons between runs; atomic."""
-    tmp = path.with_name(path.name + ".tmp.npz")
     arrays: dict[str, Any] = {f"{split}/{p}": r.astype(np.int32) for split, by in ranks.items() for p, r in by.items()}
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def read_ranks(path: Path) -> dict[str, np.ndarray]:

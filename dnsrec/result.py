@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dnsrec.errors import DNSRecError
+from dnsrec.files import atomic_write_text
 
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
@@ -71,9 +71,7 @@ class RunResult:
     def write(self, run_dir: Path) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / RESULT_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json())
-        os.replace(tmp, path)
+        atomic_write_text(path, self.to_json())  # a full disk: WriteFailed naming the file, nothing left behind
         return path
 
     @staticmethod

@@ -21,7 +21,7 @@ ALLOWED = {
     "launch": set(),
     "sweep": {"pipeline", "launch", "results", "result", "compose"},
 }
-SHARED = {"errors", "config", "__init__"}
+SHARED = {"errors", "config", "files", "__init__"}
 
 
 def project_imports(path: Path) -> set[str]:

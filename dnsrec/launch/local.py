@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import pickle
 import shutil
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from dnsrec.files import WriteFailed, atomic_write, no_space
 from dnsrec.launch.config import Resources
 from dnsrec.launch.jobs import JobFailed, JobState, LaunchError
 
@@ -29,6 +31,10 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _dump(value: Any, f: Any) -> None:
+    pickle.dump(value, f)
 
 
 def _free_port() -> int:
@@ -89,7 +95,8 @@ class LocalJob:
         codes = [p.returncode for p in self.procs]
         worst = next((c for c in codes if c), codes[0])
         how = f"killed by signal {signal.Signals(-worst).name}" if worst < 0 else f"exited with code {worst}"
-        raise JobFailed(f"worker process {how} without a result; last log lines: {_tail(self.log)}")
+        full = f"; no space left on device in {self.out.parent}" if no_space(self.out.parent) else ""
+        raise JobFailed(f"worker process {how} without a result{full}; last log lines: {_tail(self.log)}")
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -133,17 +140,22 @@ class LocalLauncher:
             )
 
     def submit(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], names: Sequence[str]) -> list[LocalJob]:
+        """Write each call's job file (whole or not at all: a full disk is a LaunchError naming the file, with
+        no 0-byte `.call.pkl` left behind) and queue the jobs; none is queued unless all were written."""
         self.folder.mkdir(parents=True, exist_ok=True)
         jobs = []
-        for args, name in zip(calls, names, strict=True):
-            call = self.folder / f"{name}.call.pkl"
-            with open(call, "wb") as f:
-                pickle.dump((fn, args), f)
-            out = self.folder / f"{name}.out.pkl"
-            out.unlink(missing_ok=True)
-            job = LocalJob(self, name, call, out, self.folder / f"{name}.log")
-            self.queue.append(job)
-            jobs.append(job)
+        try:
+            for args, name in zip(calls, names, strict=True):
+                call = self.folder / f"{name}.call.pkl"
+                atomic_write(call, functools.partial(_dump, (fn, args)), mode=0o600)
+                out = self.folder / f"{name}.out.pkl"
+                out.unlink(missing_ok=True)
+                jobs.append(LocalJob(self, name, call, out, self.folder / f"{name}.log"))
+        except WriteFailed as e:
+            for job in jobs:
+                job.call.unlink(missing_ok=True)
+            raise LaunchError(f"launcher=local: {e}") from e
+        self.queue.extend(jobs)
         self.pump()
         return jobs
 

@@ -14,6 +14,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from dnsrec.files import WriteFailed, atomic_write
+
 
 def main(call_path: str, out_path: str) -> int:
     with open(call_path, "rb") as f:
@@ -27,11 +29,11 @@ def main(call_path: str, out_path: str) -> int:
         traceback.print_exc()
         code = 1
     if os.environ.get("RANK", "0") == "0":
-        out = Path(out_path)
-        tmp = out.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(outcome, f)
-        os.replace(tmp, out)
+        try:  # whole or not at all; on a full disk nothing is left, and the driver says the disk is full
+            atomic_write(Path(out_path), lambda f: pickle.dump(outcome, f), mode=0o600)
+        except WriteFailed as e:
+            print(f"dnsrec: error: {e}", file=sys.stderr)
+            return 1
     return code
 
 

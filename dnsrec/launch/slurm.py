@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from dnsrec.files import describe
 from dnsrec.launch.config import LauncherConfig
 from dnsrec.launch.jobs import JobFailed, JobState, LaunchError
 
@@ -138,6 +139,8 @@ class SlurmLauncher:
             jobs = ex.map_array(task, *zip(*calls, strict=True)) if calls else []
         except FailedSubmissionError as e:
             raise LaunchError(f"launcher=slurm: sbatch refused the job array: {str(e).strip()[-500:]}") from e
+        except OSError as e:  # submitit's job files: a full disk, a folder that cannot be written
+            raise LaunchError(f"launcher=slurm: {describe(Path(e.filename or self.folder / 'x'), e)}") from e
         self._refresh(force=True)
         return [SlurmJob(j) for j in jobs]
 

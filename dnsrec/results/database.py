@@ -186,4 +186,6 @@ def verify(engine: Engine) -> None:
 def describe_db_error(e: DBAPIError, url: URL) -> str:
     """One line: the driver's first line of complaint, without SQL, parameters or password."""
     first = str(e.orig).strip().splitlines()[0] if e.orig is not None else type(e).__name__
+    if url.get_backend_name() == "sqlite" and "disk is full" in first:  # SQLITE_FULL
+        return f"no space left on device for {url.database} (SQLite: {first})"
     return mask_text(first, url)

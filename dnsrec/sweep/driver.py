@@ -164,9 +164,12 @@ class Driver:
                 run_trial, [(config, str(run_dir)) for _, _, config, run_dir, _ in batch], names
             )
         except LaunchError as e:
+            # The driver carries on (a full disk under sweep.root once killed it): each trial FAILED with the
+            # reason, using up one of its retries, and the sweep stops with that reason only at its limit of
+            # failures (sweep.max_failures).
             for trial, params, _, run_dir, attempt in batch:
-                self._fail_trial(trial, params, run_dir, attempt, f"not submitted: {e}", retry=True, count=False)
-            raise
+                self._fail_trial(trial, params, run_dir, attempt, f"not submitted: {e}", retry=True)
+            return
         for (trial, params, config, run_dir, attempt), job in zip(batch, jobs, strict=True):
             trial.set_user_attr("job_id", job.job_id)
             self.store.record_running(

@@ -102,11 +102,27 @@ def _storage(url: str) -> Any:
     for attempt in range(1, SETUP_ATTEMPTS + 1):
         try:
             return _resilient_storage()(url, engine_kwargs=engine_kwargs)
-        except (SQLAlchemyError, optuna.exceptions.StorageInternalError):
+        except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
             if attempt == SETUP_ATTEMPTS:
-                raise
+                raise _unusable(url, e) from e
             time.sleep(0.1 * attempt)
     raise AssertionError("unreachable")
+
+
+def _unusable(url: str, error: BaseException) -> Exception:
+    """One line for a storage that cannot be set up (a full disk, a refused login), not Optuna's traceback
+    ("invalid data in the commit")."""
+    from sqlalchemy.exc import DBAPIError
+
+    from dnsrec.results import DatabaseUnavailable
+    from dnsrec.results.database import describe_db_error, masked, resolve_url
+
+    parsed = resolve_url(url)
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, DBAPIError):
+        cause = cause.__cause__ or cause.__context__
+    why = describe_db_error(cause, parsed) if isinstance(cause, DBAPIError) else str(error).splitlines()[0]
+    return DatabaseUnavailable(f"cannot set up the sweep's Optuna storage in {masked(parsed)}: {why}")
 
 
 def _sampler(cfg: SweepConfig, seed_offset: int) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from dnsrec.errors import CheckpointError, ConfigMismatch
+from dnsrec.files import atomic_write, atomic_write_text
 
 STAMP_KEY = "run_config"  # the entry of a resume file holding its ConfigStamp
 STAMP_FILE = "run_config.json"  # the run directory's stamp, readable without torch (the sweep driver)
@@ -73,10 +73,7 @@ class ConfigStamp:
         )
 
     def write(self, run_dir: Path) -> None:
-        path = run_dir / STAMP_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.entry(), indent=2, sort_keys=True))
-        os.replace(tmp, path)
+        atomic_write_text(run_dir / STAMP_FILE, json.dumps(self.entry(), indent=2, sort_keys=True))
 
 
 def read_stamp(run_dir: Path) -> dict[str, Any] | None:
@@ -112,11 +109,10 @@ def _show(v: Any) -> str:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write to a temporary file and rename, so a crash never leaves a half-written checkpoint."""
+    """Write to a temporary file and rename, so a crash never leaves a half-written checkpoint; a full disk
+    is WriteFailed naming the file and "no space left on device" (torch says only "unexpected pos")."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
