@@ -23,6 +23,7 @@ from typing import Any
 
 from dnsrec.files import WriteFailed, atomic_write, no_space
 from dnsrec.launch.config import Resources
+from dnsrec.launch.folders import check_if_present, private_folder
 from dnsrec.launch.jobs import JobFailed, JobState, LaunchError
 
 _PR_SET_PDEATHSIG = 1
@@ -132,6 +133,7 @@ class LocalLauncher:
         self._free_gpus: list[int] = list(range(visible_gpus()))
 
     def check(self) -> None:
+        check_if_present(self.folder, "launcher folder")
         have = len(self._free_gpus)
         if self.resources.gpus > have:
             raise LaunchError(
@@ -142,7 +144,7 @@ class LocalLauncher:
     def submit(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], names: Sequence[str]) -> list[LocalJob]:
         """Write each call's job file (whole or not at all: a full disk is a LaunchError naming the file, with
         no 0-byte `.call.pkl` left behind) and queue the jobs; none is queued unless all were written."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder, "launcher folder")
         jobs = []
         try:
             for args, name in zip(calls, names, strict=True):

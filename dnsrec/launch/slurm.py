@@ -17,6 +17,7 @@ from typing import Any
 
 from dnsrec.files import describe
 from dnsrec.launch.config import LauncherConfig
+from dnsrec.launch.folders import check_if_present, private_folder
 from dnsrec.launch.jobs import JobFailed, JobState, LaunchError
 
 # sacct states of a job that may still produce a result: not started yet, and started
@@ -93,7 +94,9 @@ class SlurmLauncher:
         return opts
 
     def check(self) -> None:
-        """`sbatch --test-only` with the trial's request: refused requests fail here, before any job."""
+        """`sbatch --test-only` with the trial's request: refused requests fail here, before any job; the job
+        folder is this user's alone (submitit's pickles are loaded by the jobs and by this driver)."""
+        check_if_present(self.folder, "launcher folder")
         if shutil.which("sbatch") is None:
             raise LaunchError("launcher=slurm: `sbatch` not found on PATH (is this a SLURM login node?)")
         cmd = ["sbatch", "--test-only", *self._sbatch_options(), "--wrap=true"]
@@ -108,6 +111,8 @@ class SlurmLauncher:
     def executor(self) -> Any:
         if self._executor is None:
             import submitit
+
+            private_folder(self.folder, "launcher folder")  # 0700: submitit's pickles, this user's alone
 
             r = self.cfg.resources
             ex = submitit.AutoExecutor(

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dnsrec.launch import launcher_config, make_launcher
+from dnsrec.launch.folders import check_if_present
 from dnsrec.sweep.config import SweepConfig, sweep_config
 from dnsrec.sweep.driver import Driver, SweepSummary, validate_run_config
 from dnsrec.sweep.space import apply
@@ -39,6 +40,9 @@ def run_sweep(raw: Mapping[str, Any], db_url: str | None = None, out: Callable[[
     from dnsrec.sweep.study import open_study
 
     cfg, base, launcher_cfg = prepare(raw)
+    # The sweep's folder (run directories, and job files unless launcher.folder says otherwise) is this
+    # user's alone: a folder others can write is refused before anything is written or loaded.
+    check_if_present(cfg.directory, "sweep folder (sweep.root/sweep.name)")
     launcher = make_launcher(launcher_cfg, cfg.directory / "jobs", cfg.parallel, cfg.poll_seconds)
     launcher.check()
     store = open_store(db_url)
