@@ -162,9 +162,9 @@ class SearchConfig:
     lam: float = dataclasses.field(default=0.1, metadata={"check": _non_negative_float})  # lambda of Eq. 13
     epochs: int = dataclasses.field(default=10, metadata={"check": positive_int})
     relax: str = dataclasses.field(default="softmax", metadata={"check": one_of(*RELAXATIONS)})
-    arch_batch: str = dataclasses.field(default="valid", metadata={"check": one_of("valid", "train")})
+    arch_batch: str = dataclasses.field(default="train", metadata={"check": one_of("valid", "train")})
     arch_every: int = dataclasses.field(default=10, metadata={"check": positive_int})  # f
-    arch_lr: float = dataclasses.field(default=1e-3, metadata={"check": positive_float})
+    arch_lr: float = dataclasses.field(default=0.1, metadata={"check": positive_float})
     arch_weight_decay: float = dataclasses.field(default=1e-6, metadata={"check": _non_negative_float})
     weight_decay: float = dataclasses.field(default=1e-6, metadata={"check": _non_negative_float})
     batch: int = dataclasses.field(default=1024, metadata={"check": positive_int})  # target positions per step
@@ -176,7 +176,7 @@ class SearchConfig:
     per_layer_alpha: bool = False
     # Temperature: "steps" = the published max(0.01, 1 - 5e-5 t); "search" = linear from 1 to `tau_final`
     # over the whole search, whatever the dataset's number of steps per epoch.
-    tau_schedule: str = dataclasses.field(default="steps", metadata={"check": one_of(*TAU_SCHEDULES)})
+    tau_schedule: str = dataclasses.field(default="search", metadata={"check": one_of(*TAU_SCHEDULES)})
     tau_final: float = dataclasses.field(default=0.1, metadata={"check": positive_float})
     # The fraction of search epochs (floored) that take weight steps only before the first architecture
     # step (ProxylessNAS-style warm-up: the controllers then compare trained candidates, not random ones).

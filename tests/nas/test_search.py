@@ -117,6 +117,11 @@ def test_same_seed_same_architecture_and_metrics(tmp_path: Path) -> None:
 
 
 def test_whole_run_result_and_resume(tmp_path: Path) -> None:
+    # A search of 1 epoch stands for one interrupted after its first epoch: that is the same state only
+    # under the step-counted temperature (spread over the whole search, tau depends on search.epochs).
+    def tiny(*extra: str) -> RunConfig:
+        return RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.tau_schedule=steps", *extra]))
+
     straight = dnsrec_run(tiny("search.epochs=2"), tmp_path / "straight", **QUIET)
     # Interrupted after the first search epoch, then the same command again on the same directory.
     dnsrec_run(tiny("search.epochs=1", "retrain.max_epochs=1"), tmp_path / "resumed", **QUIET)
