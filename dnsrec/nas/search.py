@@ -190,6 +190,9 @@ def search(
                     mine = np.concatenate(engine.my_parts(idx, samples.counts))
                     batch = ArchBatch.windows(*samples.get(mine)) if len(mine) else ArchBatch.empty(device)
                     total = n
+                if cfg.arch_lr_follows_tau:  # a pure function of the step, like tau: resumes see the same
+                    for group in a_opt.param_groups:
+                        group["lr"] = cfg.arch_lr * tau_at(state["step"])
                 with engine.weights() as net:
                     _, l_t = arch_step(
                         cast(Supernet, net),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
 from tiny_runs import TINY_RUN
 
 from dnsrec.compose import compose
@@ -52,3 +55,22 @@ def test_warmup_is_a_fraction_of_the_search_floored() -> None:
     assert epochs("search.epochs=10", "search.warmup=0.2") == 2 and epochs("search.epochs=3", "search.warmup=0.2") == 0
     with pytest.raises(ConfigError, match=r"search\.warmup': expected a fraction in \[0, 1\)"):
         epochs("search.warmup=1")
+
+
+def test_arch_lr_follows_tau_ends_at_arch_lr_times_the_final_tau(tmp_path: Path) -> None:
+    cfg = RunConfig.from_mapping(
+        compose(
+            "run",
+            [*TINY_RUN, "search.arch_every=1", "search.arch_lr=0.05", "search.tau_final=0.2"]
+            + ["search.arch_lr_follows_tau=true", "search.epochs=2"],
+        )
+    )
+    data = load_dataset("gowalla-100")
+    space = SearchSpace(data.n_items, data.max_len, d=16, inner=32, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1)
+    search(
+        Supernet(space), Controllers(2, 3), data, Evaluator(data), cfg.search, cfg.train, tmp_path, log=lambda _: None
+    )
+    saved = torch.load(tmp_path / "search.pt", weights_only=False)
+    saved = saved.get("payload", saved)
+    # The last architecture step is the search's last weight step, where tau has reached tau_final.
+    assert saved["a_opt"]["param_groups"][0]["lr"] == pytest.approx(0.05 * 0.2)
