@@ -58,13 +58,8 @@ def test_warmup_is_a_fraction_of_the_search_floored() -> None:
 
 
 def test_arch_lr_follows_tau_ends_at_arch_lr_times_the_final_tau(tmp_path: Path) -> None:
-    cfg = RunConfig.from_mapping(
-        compose(
-            "run",
-            [*TINY_RUN, "search.arch_every=1", "search.arch_lr=0.05", "search.tau_final=0.2"]
-            + ["search.arch_lr_follows_tau=true", "search.epochs=2"],
-        )
-    )
+    overrides = ["search.arch_every=1", "search.arch_lr=0.05", "search.tau_final=0.2", "search.epochs=2"]
+    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, *overrides, "search.arch_lr_follows_tau=true"]))
     data = load_dataset("gowalla-100")
     space = SearchSpace(data.n_items, data.max_len, d=16, inner=32, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1)
     search(
