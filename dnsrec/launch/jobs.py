@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from dnsrec.errors import DNSRecError
+
+# What jobs never need and must not carry: they never open the results database (the driver records every
+# run), and a job's environment is readable by cluster administrators and, on some sites, other users.
+WITHHELD_ENV = ("DNSREC_DB_URL", "DNSREC_DB_PASSWORD_FILE", "PGPASSWORD", "PGPASSFILE")
+
+
+def job_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a job starts with: this process's, without the database's credentials."""
+    env = dict(os.environ if base is None else base)
+    for key in WITHHELD_ENV:
+        env.pop(key, None)
+    return env
+
+
+@contextmanager
+def credentials_withheld() -> Iterator[None]:
+    """Remove the database's credentials from os.environ for the block: `sbatch` (called by submitit with
+    this process's environment, which SLURM exports to the job by default) then never sees them."""
+    saved = {key: os.environ.pop(key) for key in WITHHELD_ENV if key in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 class LaunchError(DNSRecError):

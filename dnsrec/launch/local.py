@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import os
 import pickle
 import shutil
 import signal
@@ -24,7 +23,7 @@ from typing import Any
 from dnsrec.files import WriteFailed, atomic_write, no_space
 from dnsrec.launch.config import Resources
 from dnsrec.launch.folders import check_if_present, private_folder
-from dnsrec.launch.jobs import JobFailed, JobState, LaunchError
+from dnsrec.launch.jobs import JobFailed, JobState, LaunchError, job_environment
 
 _PR_SET_PDEATHSIG = 1
 
@@ -171,7 +170,7 @@ class LocalLauncher:
     def _start(self, job: LocalJob) -> None:
         job.gpus, self._free_gpus = self._free_gpus[: self.resources.gpus], self._free_gpus[self.resources.gpus :]
         ranks = self.resources.tasks
-        env = dict(os.environ, OMP_NUM_THREADS=str(self.resources.cpus), DNSREC_LAUNCHER="local")
+        env = job_environment() | {"OMP_NUM_THREADS": str(self.resources.cpus), "DNSREC_LAUNCHER": "local"}
         if ranks > 1:
             env |= {"WORLD_SIZE": str(ranks), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
         with open(job.log, "ab") as log:

@@ -18,7 +18,7 @@ from typing import Any
 from dnsrec.files import describe
 from dnsrec.launch.config import LauncherConfig
 from dnsrec.launch.folders import check_if_present, private_folder
-from dnsrec.launch.jobs import JobFailed, JobState, LaunchError
+from dnsrec.launch.jobs import JobFailed, JobState, LaunchError, credentials_withheld
 
 # sacct states of a job that may still produce a result: not started yet, and started
 _QUEUED = {"UNKNOWN", "PENDING", "READY", "CONFIGURING", "REQUEUED"}
@@ -141,7 +141,8 @@ class SlurmLauncher:
         ex.update_parameters(name=names[0].rsplit("-", 1)[0] if names else "dnsrec")
         task = _requeueable(fn)
         try:
-            jobs = ex.map_array(task, *zip(*calls, strict=True)) if calls else []
+            with credentials_withheld():  # jobs never open the database: no password in their environment
+                jobs = ex.map_array(task, *zip(*calls, strict=True)) if calls else []
         except FailedSubmissionError as e:
             raise LaunchError(f"launcher=slurm: sbatch refused the job array: {str(e).strip()[-500:]}") from e
         except OSError as e:  # submitit's job files: a full disk, a folder that cannot be written
