@@ -126,7 +126,13 @@ def locate(preset: Preset, data_dir: Path, downloads: Path) -> tuple[Layout, Pat
 
 def _missing_message(preset: Preset, data_dir: Path, downloads: Path, why: str) -> str:
     """One line: the files that would do, where to put them, and why nothing was found or fetched."""
-    where = f"{data_dir.resolve()}" + ("" if data_dir.is_dir() else " (which does not exist)")
+    if data_dir.is_dir():
+        state = ""
+    elif data_dir.exists():  # e.g. DNSREC_DATA_DIR set to a data file instead of its folder
+        state = " (which is a file, not a folder: point it at the folder that holds the files)"
+    else:
+        state = " (which does not exist)"
+    where = f"{data_dir.resolve()}{state}"
     options = "; ".join(layout.describe() for layout in preset.layouts)
     hint = f" {preset.hint}" if preset.hint else ""
     if preset.official is not None and preset.official.download is not None:
