@@ -127,6 +127,36 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def file_digests(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file under `directory`, by path relative to it: what a resume file records of the
+    ZeRO checkpoint it points at, so only those very files are ever loaded (`check_digests`)."""
+    digests = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digests[str(path.relative_to(directory))] = h.hexdigest()
+    return digests
+
+
+def check_digests(directory: Path, expected: Any, source: Path) -> None:
+    """CheckpointError unless `directory` holds exactly the files, byte for byte, that `source` (a resume
+    file read with weights_only=True and checked against the run's config stamp) recorded."""
+    if not isinstance(expected, dict) or not expected:
+        raise CheckpointError(
+            f"{source} records no digests of the ZeRO checkpoint {directory} (written by an older dnsrec), so it "
+            "cannot be shown to be this run's own; refusing to load it: move it away or choose another run_dir"
+        )
+    found = file_digests(directory) if directory.is_dir() else {}
+    if found != expected:
+        differ = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
+        raise CheckpointError(
+            f"ZeRO checkpoint {directory} is not the one {source} recorded ({', '.join(differ[:4])} differ); "
+            "refusing to load it (DeepSpeed loads these files as pickles, which can run code)"
+        )
+
+
 def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: Path) -> None:
     """Load a state dict, turning shape/key mismatches into a CheckpointError naming the file."""
     try:

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from dnsrec.config import TrainConfig
 from dnsrec.errors import CheckpointError, ConfigError
 from dnsrec.train import distributed
-from dnsrec.train.checkpoint import load_model_state
+from dnsrec.train.checkpoint import check_digests, file_digests, load_model_state
 from dnsrec.train.device import Placement
 
 LossFn = Callable[..., Tensor]  # loss_fn(model, *batch, denominator=float) -> summed CE / denominator
@@ -292,7 +292,8 @@ class DeepSpeedEngine(Engine):
     def save(self, directory: Path, tag: str) -> dict[str, Any]:
         self.ds.save_checkpoint(str(directory), tag=tag, save_latest=False)
         distributed.barrier()  # every rank's shard is on disk before rank 0 points the resume file at it
-        return {"zero": {"tag": tag, "stage": self.zero_stage, "world_size": self.world_size}}
+        files = file_digests(directory / tag)  # what `load` checks before DeepSpeed unpickles anything
+        return {"zero": {"tag": tag, "stage": self.zero_stage, "world_size": self.world_size, "files": files}}
 
     def load(self, directory: Path, entries: dict[str, Any], source: Path) -> None:
         zero = entries.get("zero")
@@ -303,6 +304,11 @@ class DeepSpeedEngine(Engine):
                 f"{source} holds a ZeRO-{zero['stage']} checkpoint of {zero['world_size']} ranks; this run is "
                 f"ZeRO-{self.zero_stage} on {self.world_size}: resume with the same train.zero_stage and ranks"
             )
+        # DeepSpeed reads its checkpoint with torch.load(weights_only=False), i.e. as pickles that can run
+        # code, and offers no safe mode (its files hold optimizer objects). So it is given only this run's
+        # own files: the resume file (read with weights_only=True, its config stamp checked) records their
+        # SHA-256, and any file added, removed or changed since is refused before DeepSpeed opens one.
+        check_digests(directory / zero["tag"], zero.get("files"), source)
         path, _ = self.ds.load_checkpoint(
             str(directory), tag=zero["tag"], load_optimizer_states=True, load_lr_scheduler_states=False
         )
