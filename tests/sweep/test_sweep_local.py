@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,8 @@ def test_a_crashed_worker_fails_its_trial_with_the_reason_and_is_retried(tmp_pat
 
 def test_interrupted_and_killed_drivers_continue_to_exactly_the_requested_trials(tmp_path: Path) -> None:
     env = env_for(tmp_path)
-    args = ["sweep", *sweep_args("resume", 4, 2)]
+    # a short lease: the killed driver's expires soon, and the rerun takes the sweep over (case 3 of issue 10)
+    args = ["sweep", *sweep_args("resume", 4, 2, "sweep.lease_seconds=2")]
     db = tmp_path / "results.db"
 
     # Ctrl-C: jobs cancelled, their trials FAILED with the reason and queued again, nothing RUNNING
@@ -100,7 +102,9 @@ def test_interrupted_and_killed_drivers_continue_to_exactly_the_requested_trials
     assert states(killed).get("COMPLETE", 0) >= 1
     orphans = [t.number for t in killed if t.state.name == "RUNNING"]
 
-    # ... and the same command again completes exactly 4 trials, nothing left RUNNING, no duplicate rows
+    # ... and the same command again, once the dead driver's lease has expired, completes exactly 4 trials,
+    # nothing left RUNNING, no duplicate rows
+    time.sleep(2.5)
     done = dnsrec(args, tmp_path, env)
     assert done.returncode == 0, done.stdout + done.stderr
     final = study_trials(db, "resume")
