@@ -180,7 +180,7 @@ class SearchConfig:
     tau_final: float = dataclasses.field(default=0.1, metadata={"check": positive_float})
     # The architecture lr scaled by tau: p = softmax(alpha / tau), so a step of the logits moves p 1/tau
     # times further as tau falls; scaling keeps the step in p constant (late steps no longer flip argmaxes).
-    arch_lr_follows_tau: bool = False
+    arch_lr_follows_tau: bool = True
     # The fraction of search epochs (floored) that take weight steps only before the first architecture
     # step (ProxylessNAS-style warm-up: the controllers then compare trained candidates, not random ones).
     # Warm-up epochs are not eligible as the decision epoch. A fraction, so short searches keep their epochs.
