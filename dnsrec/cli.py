@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dnsrec.compose import compose
 from dnsrec.errors import DNSRecError
+from dnsrec.recording import DbOptions, run_and_record
 from dnsrec.result import RunResult
 
 
@@ -45,25 +44,8 @@ def cmd_train(overrides: list[str], db: DbOptions) -> int:
     raw = compose("train", overrides)
     cfg = TrainRunConfig.from_mapping(raw)
     run_dir = Path(raw.get("run_dir") or f"runs/train/{_stamp()}-{cfg.dataset.name}-{cfg.model.attention}")
-    _run_and_record(lambda d: train_run(cfg, d), run_dir, cfg.train.device, db)
+    run_and_record(lambda d: train_run(cfg, d), run_dir, cfg.train.device, db, _report)
     return 0
-
-
-def _run_and_record(run: Callable[[Path], RunResult], run_dir: Path, device: str, db: DbOptions) -> None:
-    """One run, on this process alone or as one of several ranks (torchrun, SLURM tasks): every rank runs
-    in rank 0's run directory (should the clocks' seconds in a default name differ); rank 0 alone reports
-    and records the result."""
-    from dnsrec.train import distributed
-
-    distributed.init_from_env(device)
-    run_dir = distributed.broadcast_object(run_dir)
-    main = distributed.is_main()
-    if main:
-        print(f"run directory: {run_dir}")
-    result = run(run_dir)
-    if main:
-        _report(result, run_dir)
-        _record(result, run_dir, db)
 
 
 def _report(result: RunResult, run_dir: Path) -> None:
@@ -101,47 +83,17 @@ def cmd_run(overrides: list[str], db: DbOptions) -> int:
     raw = compose("run", overrides)
     cfg = RunConfig.from_mapping(raw)
     run_dir = Path(raw.get("run_dir") or f"runs/run/{_stamp()}-{cfg.dataset.name}")
-    _run_and_record(lambda d: dnsrec_run(cfg, d), run_dir, cfg.train.device, db)
+    run_and_record(lambda d: dnsrec_run(cfg, d), run_dir, cfg.train.device, db, _report)
     return 0
 
 
 def cmd_multirun(command: str, overrides: list[str], db: DbOptions) -> int:
-    """`dnsrec run|train --multirun a=1,2 b=x,y [+experiment=...] [hydra/launcher=submitit_slurm]`: a Hydra
-    grid. Each job is one run in its own directory (runs/multirun/<time>/<n>) that records itself, as
-    `dnsrec run` does; with `hydra/launcher=submitit_slurm` the whole grid is ONE SLURM job array."""
-    import hydra
-    from omegaconf import DictConfig, OmegaConf
-
-    from dnsrec.compose import CONFIG_DIR, compose_grid
-
-    def job(cfg: DictConfig) -> str:
-        import logging
-
-        from hydra.core.hydra_config import HydraConfig
-
-        from dnsrec.pipeline import RunConfig, TrainRunConfig, dnsrec_run, train_run
-
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # Hydra sets INFO on the root logger
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(resolved, dict)
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        raw: dict[str, Any] = {str(k): v for k, v in resolved.items() if k != "run_dir"}
-        if command == "train":
-            train_cfg = TrainRunConfig.from_mapping(raw)
-            _run_and_record(lambda d: train_run(train_cfg, d), run_dir, train_cfg.train.device, db)
-        else:
-            run_cfg = RunConfig.from_mapping(raw)
-            _run_and_record(lambda d: dnsrec_run(run_cfg, d), run_dir, run_cfg.train.device, db)
-        return str(run_dir)
+    """`dnsrec run|train --multirun ...`: a Hydra grid of runs, each recording itself (dnsrec.multirun)."""
+    from dnsrec.compose import compose_grid
+    from dnsrec.multirun import run_grid
 
     prepare_data(compose_grid(command, overrides))  # every point's dataset, before any job starts
-    app = hydra.main(config_path=str(CONFIG_DIR), config_name=command, version_base="1.3")(job)
-    argv = sys.argv
-    sys.argv = ["dnsrec", "--multirun", *overrides]
-    try:
-        app()
-    finally:
-        sys.argv = argv
+    run_grid(command, overrides, db, _report)
     return 0
 
 
@@ -264,37 +216,8 @@ def cmd_retrain(arch_path: str, overrides: list[str], db: DbOptions) -> int:
     raw = compose("run", overrides)
     cfg = RunConfig.from_mapping(raw)
     run_dir = Path(raw.get("run_dir") or f"runs/retrain/{_stamp()}-{cfg.dataset.name}")
-    _run_and_record(lambda d: retrain_run(arch, cfg, d), run_dir, cfg.train.device, db)
+    run_and_record(lambda d: retrain_run(arch, cfg, d), run_dir, cfg.train.device, db, _report)
     return 0
-
-
-@dataclass(frozen=True)
-class DbOptions:
-    url: str | None = None  # None: $DNSREC_DB_URL, else sqlite:///runs/dnsrec.db
-    skip: bool = False
-
-
-def _record(result: RunResult, run_dir: Path, db: DbOptions) -> None:
-    """DESIGN.md: the caller records the run. A failure here only warns: result.json is already written,
-    and `dnsrec results ingest RUN_DIR` records it later."""
-    if db.skip:
-        return
-    from dnsrec.results import SlurmInfo, open_store
-
-    try:
-        store = open_store(db.url)
-        try:
-            slurm = SlurmInfo.from_env()
-            run_id = store.record(result, run_dir, launcher="slurm" if slurm else "local", slurm=slurm)
-            print(f"recorded as run {run_id} in {store.url}")
-        finally:
-            store.close()
-    except Exception as e:  # any failure to record must never cost the run itself
-        print(
-            f"dnsrec: warning: result not recorded in the database ({e}); {run_dir / 'result.json'} is kept, "
-            f"record it later with `dnsrec results ingest {run_dir}`",
-            file=sys.stderr,
-        )
 
 
 def _stamp() -> str:

@@ -20,6 +20,8 @@ ALLOWED = {
     "compose": set(),
     "launch": set(),
     "sweep": {"pipeline", "launch", "results", "result", "compose"},
+    "recording": {"train", "results", "result"},
+    "multirun": {"recording", "pipeline", "compose"},
 }
 SHARED = {"errors", "config", "files", "__init__"}
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from dnsrec.cli import DbOptions, _record, main
+from dnsrec.cli import main
+from dnsrec.recording import DbOptions, record
 from dnsrec.results import MetricKey, QueryError, SlurmInfo, open_store
 from dnsrec.results.database import mask_text, resolve_url
 from dnsrec.results.extract import architecture_values, key_parameters, problems
@@ -114,18 +115,16 @@ def test_slurm_info_from_the_environment() -> None:
     assert SlurmInfo.from_env(env) == SlurmInfo("12", "10", 2)
 
 
-def test_cli_recording_never_loses_the_run(
-    tmp_path: Path, make_result: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_recording_never_loses_the_run(tmp_path: Path, make_result: Any, capsys: pytest.CaptureFixture[str]) -> None:
     result = make_result()
     result.write(tmp_path / "run")
-    _record(result, tmp_path / "run", DbOptions("postgresql://u:hidden-pw@127.0.0.1:1/x"))
+    record(result, tmp_path / "run", DbOptions("postgresql://u:hidden-pw@127.0.0.1:1/x"))
     err = capsys.readouterr().err
     assert "warning: result not recorded" in err and "hidden-pw" not in err and "results ingest" in err
     assert (tmp_path / "run" / "result.json").is_file()
-    _record(result, tmp_path / "run", DbOptions(f"sqlite:///{tmp_path / 'skip.db'}", skip=True))
+    record(result, tmp_path / "run", DbOptions(f"sqlite:///{tmp_path / 'skip.db'}", skip=True))
     assert not (tmp_path / "skip.db").exists()
-    _record(result, tmp_path / "run", DbOptions(f"sqlite:///{tmp_path / 'ok.db'}"))
+    record(result, tmp_path / "run", DbOptions(f"sqlite:///{tmp_path / 'ok.db'}"))
     assert "recorded as run 1" in capsys.readouterr().out
 
 
