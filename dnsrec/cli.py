@@ -226,6 +226,8 @@ def _stamp() -> str:
 
 def add_results_parser(sub: Any) -> None:
     """`dnsrec results ...`: ingest run directories and query the results database."""
+    from dnsrec.results.actions import SELECTION_METRIC
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="URL", help="database URL (default $DNSREC_DB_URL or sqlite:///runs/dnsrec.db)")
     filters = argparse.ArgumentParser(add_help=False)
@@ -282,112 +284,14 @@ def add_results_parser(sub: Any) -> None:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from dnsrec.results import RunFilter, open_store
-    from dnsrec.results.report import render_table, run_detail, runs_table
-
-    if args.action == "status":
+    if args.action == "status":  # the sweep's: nothing below the CLI imports the sweep driver
         from dnsrec.sweep.study import sweep_status_line
 
         print(sweep_status_line(args.sweep_name, args.db))
         return 0
-    store = open_store(args.db)
-    try:
-        where = RunFilter(
-            sweep=getattr(args, "sweep", None),
-            dataset=getattr(args, "dataset", None),
-            status=getattr(args, "status", None),
-            stage=getattr(args, "stage", None),
-            where=tuple(getattr(args, "where", ())),
-        )
-        if args.action == "ingest":
-            failed = 0
-            for run_dir in args.run_dirs:
-                try:
-                    print(f"recorded {run_dir} as run {store.ingest(run_dir, sweep=args.sweep)}")
-                except DNSRecError as e:
-                    print(f"dnsrec: error: {e}", file=sys.stderr)
-                    failed += 1
-            print(f"{len(args.run_dirs) - failed} of {len(args.run_dirs)} run directories recorded in {store.url}")
-            return 2 if failed else 0
-        if args.action == "list":
-            runs = store.list_runs(where, sort=args.sort, descending=args.descending, limit=args.limit)
-            print(runs_table(runs, [args.sort] if args.sort else []) if runs else "no runs match")
-        elif args.action == "show":
-            print(run_detail(store.get_run(args.id)))
-        elif args.action == "best":
-            shown = _selection_columns(args)
-            best = store.best(args.metric, filters=where)
-            print(runs_table([best], shown) + f"\nrun directory: {best.run_dir}" if best else "no runs match")
-        elif args.action == "pareto":
-            shown = _selection_columns(args)
-            found = store.pareto(args.metric, where, cost=args.cost)
-            print(runs_table([p.run for p in found.front], [*shown, args.cost]) if found.points else "no runs match")
-            print(f"{len(found.front)} of {len(found.points)} complete runs on the {found.metric} vs {args.cost} front")
-            if args.png:
-                from dnsrec.results.plot import Point, pareto_figure
+    from dnsrec.results.actions import results_action
 
-                points = [Point(p.cost, p.quality, p.on_front, f"{p.run.id}") for p in found.points]
-                pareto_figure(Path(args.png), points, found.metric, args.cost)
-                print(f"wrote {args.png}")
-        elif args.action == "plot":
-            _plot(args, store, where)
-        elif args.action == "compare":
-            comparison = store.compare(args.ids)
-            print(render_table(["field", *(f"run {i}" for i in args.ids)], [[n, *v] for n, v in comparison.rows]))
-        elif args.action == "export":
-            print(f"wrote {store.export(args.file, args.format, where)} runs to {args.file}")
-    except OSError as e:  # a figure to an unwritable place or a directory: one line, not a traceback
-        raise DNSRecError(f"cannot write {e.filename or ''}: {e.strerror or e}") from e
-    finally:
-        store.close()
-    return 0
-
-
-SELECTION_METRIC = "valid/pop100/ndcg@10"  # what sweeps optimise and early stopping watches
-
-
-def _selection_columns(args: argparse.Namespace) -> list[str]:
-    """[selection metric, its test counterpart]: select on validation, report test. Selecting on a test
-    metric must be asked for with --select-on-test, and says so."""
-    split, _, rest = args.metric.partition("/")
-    if split == "test":
-        if not args.select_on_test:
-            raise DNSRecError(
-                f"--metric {args.metric} selects on the test split, which makes the reported test value "
-                f"optimistic; select on validation (--metric valid/{rest}, the default) or add --select-on-test"
-            )
-        print(f"selecting on {args.metric}, a TEST metric (--select-on-test): its values are not held-out estimates")
-        return [args.metric]
-    return [args.metric, f"test/{rest}"] if rest else [args.metric]
-
-
-def _plot(args: argparse.Namespace, store: Any, where: Any) -> None:
-    """`dnsrec results plot RUN --curves` / `dnsrec results plot --lambda [filters]`."""
-    import json
-
-    from dnsrec.results import QueryError
-    from dnsrec.results.plot import LambdaPoint, curves_figure, lambda_figure
-
-    if args.curves:
-        if args.run is None:
-            raise QueryError("results plot --curves: give the run, as an id or a run directory")
-        run_dir = Path(store.get_run(int(args.run)).run_dir) if args.run.isdigit() else Path(args.run)
-        try:
-            result = json.loads((run_dir / "result.json").read_text())
-        except (OSError, ValueError) as e:
-            raise QueryError(f"{run_dir / 'result.json'}: cannot read the run's result ({e})") from e
-        png = Path(args.png or run_dir / "curves.png")
-        curves_figure(png, result)
-    else:
-        runs = [r for r in store.list_runs(where) if r.status == "COMPLETE" and r.lam is not None]
-        points = [
-            LambdaPoint(r.lam, r.metrics.get("valid/pop100/ndcg@10"), r.metrics.get("test/pop100/ndcg@10"), r.flops)
-            for r in runs
-        ]
-        png = Path(args.png or "lambda.png")
-        lambda_figure(png, points)
-        print(f"{len(points)} complete runs with a lambda")
-    print(f"wrote {png}")
+    return results_action(args)
 
 
 def add_synth_parser(dsub: Any) -> None:
@@ -414,6 +318,30 @@ def add_synth_parser(dsub: Any) -> None:
         ("seed", int, "random seed (default 0)"),
     ):
         synth.add_argument(f"--{key}", type=kind, help=text)
+
+
+def add_export_parsers(sub: Any) -> None:
+    export = sub.add_parser("export", help="write a run's retrained model (best epoch) as a TorchScript or ONNX file")
+    export.add_argument("run", metavar="RUN", help="a finished run directory (result.json, best.pt)")
+    export.add_argument("out", metavar="OUT", help="the file to write")
+    export.add_argument("--format", required=True, help="torchscript or onnx (onnx: pip install 'dnsrec[export]')")
+    export.add_argument("--data-dir", help="where the run's dataset is, for its item map (default: as the run)")
+    rec = sub.add_parser("recommend", help="top-k next items from an exported model (no training code)")
+    rec.add_argument("model", metavar="OUT", help="a file written by dnsrec export")
+    rec.add_argument("--history", required=True, help='the user\'s items, oldest first: "ITEM ITEM ..."')
+    rec.add_argument("-k", type=int, default=10, help="how many items (default 10)")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from dnsrec import export
+
+    if args.command == "export":
+        meta = export.export_run(Path(args.run), args.format, Path(args.out), args.data_dir)
+        print(f"wrote {args.out}: {meta['format']}, {meta['dataset']}, {meta['n_items']:,} items, N={meta['max_len']}")
+    else:
+        for rank, (item, score) in enumerate(export.recommend(Path(args.model), args.history.split(), args.k), 1):
+            print(f"{rank:>3} {item} {score:.4f}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -449,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         one.add_argument("--data-dir", help="where the files are (default $DNSREC_DATA_DIR, else ./data)")
         one.add_argument("--cache-dir", help="where the cache goes (default $DNSREC_CACHE_DIR or ~/.cache/dnsrec)")
     add_synth_parser(dsub)
+    add_export_parsers(sub)
     args = parser.parse_args(argv)
     try:
         if getattr(args, "db", None):
@@ -461,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sweep(args.overrides, args.db)
         if args.command == "data":
             return cmd_data(args)
+        if args.command in ("export", "recommend"):
+            return cmd_export(args)
         if args.command in ("train", "run") and args.multirun:
             return cmd_multirun(args.command, args.overrides, DbOptions(args.db, args.no_db))
         db = DbOptions(args.db, args.no_db)
