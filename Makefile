@@ -18,9 +18,9 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-install: $(PY) ## everything `make test` needs: .venv (torch 2.13.0 CPU first, dnsrec + dev tools + matplotlib), and as root on Debian/Ubuntu the system packages (SLURM, munge, MariaDB, PostgreSQL)
+install: $(PY) ## everything `make test` needs: .venv (torch 2.13.0 CPU first, dnsrec + dev tools + matplotlib + onnx), and as root on Debian/Ubuntu the system packages (SLURM, munge, MariaDB, PostgreSQL)
 	@if ! $(PY) -c 'import torch' 2>/dev/null; then $(PY) -m pip install -q torch==2.13.0; fi
-	$(PY) -m pip install -q -e '.[dev,plot]'
+	$(PY) -m pip install -q -e '.[dev,plot,export]'
 	@if [ "$$(id -u)" -eq 0 ]; then slurm/install-deps.sh; \
 	elif ! slurm/install-deps.sh --check; then \
 	  echo "make install: the Python side is installed; the tests also need those system packages. Install them with:"; \

@@ -22,6 +22,7 @@ ALLOWED = {
     "sweep": {"pipeline", "launch", "results", "result", "compose"},
     "recording": {"train", "results", "result"},
     "multirun": {"recording", "pipeline", "compose"},
+    "export": {"models", "nas", "train", "data", "result"},
 }
 SHARED = {"errors", "config", "files", "__init__"}
 

@@ -96,7 +96,7 @@ class SelfAttention(nn.Module):
             else:
                 ctx = softmax_attention(q, k, v, key_mask, self.p if self.training else 0.0)
         else:
-            residual = x[torch.arange(len(x), device=x.device), last][:, None]  # (B, 1, r)
+            residual = x[torch.arange(x.shape[0], device=x.device), last][:, None]  # (B, 1, r)
             q = self.heads(_masked(self.query(residual), mask))
             if self.attention.startswith("linear"):
                 ctx = linear_attention_last(q, k, v, key_mask)
@@ -168,7 +168,7 @@ class Block(nn.Module):
     ) -> Tensor:
         s = self.attn(x, key_mask, last, hidden_mask)
         if last is not None and gate_in is not None:
-            gate_in = gate_in[torch.arange(len(x), device=x.device), last][:, None]
+            gate_in = gate_in[torch.arange(x.shape[0], device=x.device), last][:, None]
         return self.ffn(s, gate_in, hidden_mask, inner_mask)
 
 
