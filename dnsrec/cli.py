@@ -7,6 +7,8 @@
     dnsrec results {ingest,list,show,best,pareto,compare,export,status} ...
     dnsrec data {prepare,stats} DATASET
     dnsrec data synth synth-gowalla [--data-dir DIR]   (synthetic check-ins: benchmarks only)
+    dnsrec export RUN_DIR --format torchscript|onnx OUT   (the retrained model, standalone, with its item map)
+    dnsrec recommend OUT --history "ITEM ITEM ..." [-k 10]
 
 train/run/retrain record their result in the results database ($DNSREC_DB_URL, default
 sqlite:///runs/dnsrec.db) after writing result.json; `--no-db` skips that.
