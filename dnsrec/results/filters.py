@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, select
 
 from dnsrec.results.errors import QueryError
 from dnsrec.results.extract import STAGES, MetricKey
-from dnsrec.results.models import STATUSES, Architecture, Metric, Run, Sweep
+from dnsrec.results.models import STATUSES, ArchitectureRow, Metric, Run, Sweep
 
 _RUN_NUMBERS = (
     "id", "trial", "lam", "gate_layers", "lr", "seed", "search_epochs", "batch", "epochs", "best_epoch",
@@ -33,8 +33,8 @@ _RUN_TEXT = (
 )  # fmt: skip
 NUMERIC: dict[str, Any] = {
     **{name: getattr(Run, name) for name in _RUN_NUMBERS},
-    **{name: getattr(Architecture, name) for name in _ARCH_NUMBERS},
-    "total_flops": Architecture.flops + Architecture.scoring_flops,
+    **{name: getattr(ArchitectureRow, name) for name in _ARCH_NUMBERS},
+    "total_flops": ArchitectureRow.flops + ArchitectureRow.scoring_flops,
 }
 TEXT: dict[str, Any] = {**{name: getattr(Run, name) for name in _RUN_TEXT}, "sweep": Sweep.name}
 OPERATORS: dict[str, Callable[[Any, Any], Any]] = {

@@ -151,7 +151,7 @@ class Run(Base):
     result_sha256: Mapped[str | None] = mapped_column(String(64))  # of result.json's canonical JSON
 
     sweep: Mapped[Sweep | None] = relationship(back_populates="runs")
-    architecture: Mapped[Architecture | None] = relationship(
+    architecture: Mapped[ArchitectureRow | None] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
     )
     metrics: Mapped[list[Metric]] = relationship(
@@ -159,9 +159,10 @@ class Run(Base):
     )
 
 
-class Architecture(Base):
+class ArchitectureRow(Base):
     """The final model of a run: its shape (searched or fixed) with FLOPs and parameters, and for DNS-Rec
-    runs the un-pruned supernet shape's, so pruning ratios are one division."""
+    runs the un-pruned supernet shape's, so pruning ratios are one division. A database row, read from
+    result.json's `architecture` (the value a search derives is `dnsrec.nas.architecture.Architecture`)."""
 
     __tablename__ = PREFIX + "architectures"
 

@@ -37,7 +37,7 @@ from dnsrec.results.extract import (
     validate,
 )
 from dnsrec.results.filters import NUMERIC, RunFilter, metric_value, resolve
-from dnsrec.results.models import Architecture, Metric, Run, Sweep, SweepLease, utcnow
+from dnsrec.results.models import ArchitectureRow, Metric, Run, Sweep, SweepLease, utcnow
 from dnsrec.results.pareto import front
 from dnsrec.results.report import comparison_rows
 from dnsrec.results.retry import DbGrace, retried
@@ -156,7 +156,7 @@ class ResultStore:
         values, arch, metrics = run_values(result), architecture_values(result), metric_rows(result)
         with self.session() as s:
             run_id = self._upsert(s, directory, values, result.dataset, sweep, trial, launcher, slurm)
-            s.execute(insert(Architecture).values(run_id=run_id, **arch))
+            s.execute(insert(ArchitectureRow).values(run_id=run_id, **arch))
             s.execute(insert(Metric), [{"run_id": run_id, **m} for m in metrics])
         return run_id
 
@@ -268,7 +268,7 @@ class ResultStore:
         )
         run_id: int = s.execute(stmt.returning(Run.id)).scalar_one()
         s.execute(delete(Metric).where(Metric.run_id == run_id))
-        s.execute(delete(Architecture).where(Architecture.run_id == run_id))
+        s.execute(delete(ArchitectureRow).where(ArchitectureRow.run_id == run_id))
         return run_id
 
     def _sweep_id(self, s: Session, name: str, dataset: str | None, config: dict[str, Any] | None) -> int:
@@ -364,7 +364,7 @@ class ResultStore:
         key, metrics = self._metric_key(metric, split, protocol)
         value = metric_value(key)
         conditions = [*(filters or RunFilter()).conditions(metrics), Run.status == "COMPLETE", value.is_not(None)]
-        found = self._views(conditions, [value.desc(), Architecture.flops.asc().nulls_last()], 1)
+        found = self._views(conditions, [value.desc(), ArchitectureRow.flops.asc().nulls_last()], 1)
         return found[0] if found else None
 
     def pareto(self, metric: str = DEFAULT_METRIC, filters: RunFilter | None = None, cost: str = "flops") -> Pareto:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dnsrec.results.extract import MetricKey
-from dnsrec.results.models import Architecture, Run
+from dnsrec.results.models import ArchitectureRow, Run
 
 # Scalar columns of `dnsrec_runs` copied into a view, in display/export order.
 RUN_FIELDS = (
@@ -112,5 +112,5 @@ class RunView:
         )
 
 
-def _architecture(arch: Architecture | None) -> dict[str, Any] | None:
+def _architecture(arch: ArchitectureRow | None) -> dict[str, Any] | None:
     return None if arch is None else {name: getattr(arch, name) for name in ARCH_FIELDS}

@@ -17,13 +17,13 @@ from sqlalchemy import func, select
 
 from dnsrec.result import RunResult
 from dnsrec.results import InvalidResult, ResultStore, SlurmInfo, open_store
-from dnsrec.results.models import Architecture, Metric, Run, Sweep
+from dnsrec.results.models import ArchitectureRow, Metric, Run, Sweep
 
 
 def counts(store: ResultStore) -> tuple[int, int, int, int]:
     with store.session() as s:
         return tuple(  # type: ignore[return-value]
-            s.scalar(select(func.count()).select_from(t)) for t in (Run, Architecture, Metric, Sweep)
+            s.scalar(select(func.count()).select_from(t)) for t in (Run, ArchitectureRow, Metric, Sweep)
         )
 
 
