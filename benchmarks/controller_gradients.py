@@ -29,7 +29,7 @@ from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_loss_parts
 from dnsrec.nas.controllers import relax
 from dnsrec.nas.search import CHECKPOINT, candidate_flops
 from dnsrec.nas.supernet import Supernet
-from dnsrec.pipeline import RunConfig
+from dnsrec.run_config import RunConfig
 from dnsrec.train.checkpoint import load_checkpoint, load_model_state
 from dnsrec.train.device import Placement
 

@@ -37,7 +37,8 @@ def run_one(model: str, dataset: str, seed: int, out: Path, extra: list[str]) ->
     torch.set_num_threads(1)
     from dnsrec.compose import compose
     from dnsrec.nas.architecture import Architecture
-    from dnsrec.pipeline import RunConfig, TrainRunConfig, dnsrec_run, retrain_run, train_run
+    from dnsrec.pipeline import dnsrec_run, retrain_run, train_run
+    from dnsrec.run_config import RunConfig, TrainRunConfig
 
     run_dir = out / f"{model}-seed{seed}"
     if (run_dir / RESULT_FILE).exists():

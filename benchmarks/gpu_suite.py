@@ -61,8 +61,9 @@ from dnsrec.evaluate import RANKS_FILE, Evaluator, paired_bootstrap, per_user_nd
 from dnsrec.nas.controllers import Controllers
 from dnsrec.nas.search import search
 from dnsrec.nas.supernet import Supernet
-from dnsrec.pipeline import RunConfig, build_model, environment
+from dnsrec.pipeline import build_model, environment
 from dnsrec.result import RESULT_FILE, RunResult
+from dnsrec.run_config import RunConfig
 from dnsrec.train.batches import build_windows
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import fit, scorer_of

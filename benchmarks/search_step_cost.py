@@ -36,7 +36,7 @@ from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_step
 from dnsrec.nas.controllers import Controllers
 from dnsrec.nas.search import candidate_flops, supernet_loss, weight_step
 from dnsrec.nas.supernet import Supernet
-from dnsrec.pipeline import RunConfig
+from dnsrec.run_config import RunConfig
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import make_engine
 from dnsrec.train.loop import TrainingSamples

@@ -41,7 +41,8 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
 
 
 def cmd_train(overrides: list[str], db: DbOptions) -> int:
-    from dnsrec.pipeline import TrainRunConfig, train_run
+    from dnsrec.pipeline import train_run
+    from dnsrec.run_config import TrainRunConfig
 
     raw = compose("train", overrides)
     cfg = TrainRunConfig.from_mapping(raw)
@@ -80,7 +81,8 @@ def _report(result: RunResult, run_dir: Path) -> None:
 
 
 def cmd_run(overrides: list[str], db: DbOptions) -> int:
-    from dnsrec.pipeline import RunConfig, dnsrec_run
+    from dnsrec.pipeline import dnsrec_run
+    from dnsrec.run_config import RunConfig
 
     raw = compose("run", overrides)
     cfg = RunConfig.from_mapping(raw)
@@ -212,7 +214,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_retrain(arch_path: str, overrides: list[str], db: DbOptions) -> int:
     from dnsrec.nas.architecture import Architecture
-    from dnsrec.pipeline import RunConfig, retrain_run
+    from dnsrec.pipeline import retrain_run
+    from dnsrec.run_config import RunConfig
 
     arch = Architecture.read(Path(arch_path))
     raw = compose("run", overrides)

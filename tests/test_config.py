@@ -9,7 +9,7 @@ import pytest
 from dnsrec.compose import compose
 from dnsrec.config import TrainConfig, build
 from dnsrec.errors import ConfigError, DNSRecError
-from dnsrec.pipeline import RunConfig, TrainRunConfig
+from dnsrec.run_config import RunConfig, TrainRunConfig
 
 
 def test_defaults_compose_and_validate() -> None:

@@ -11,9 +11,10 @@ from conftest import require_data
 from dnsrec.cli import main
 from dnsrec.compose import compose
 from dnsrec.data import load_dataset
-from dnsrec.pipeline import TrainRunConfig, build_model
+from dnsrec.pipeline import build_model
 from dnsrec.result import RunResult
 from dnsrec.results import open_store
+from dnsrec.run_config import TrainRunConfig
 
 # One epoch of a 1-layer d = 16 model on ml-100k with N = 50: seconds on one core.
 TINY_ML100K = [

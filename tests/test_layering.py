@@ -16,12 +16,13 @@ ALLOWED = {
     "nas": {"models", "train", "evaluate", "data"},
     "result": set(),
     "results": {"result"},
-    "pipeline": {"data", "nas", "train", "evaluate", "models", "result"},
+    "run_config": {"data", "nas"},
+    "pipeline": {"data", "nas", "train", "evaluate", "models", "result", "run_config"},
     "compose": set(),
     "launch": set(),
-    "sweep": {"pipeline", "launch", "results", "result", "compose"},
+    "sweep": {"pipeline", "run_config", "launch", "results", "result", "compose"},
     "recording": {"train", "results", "result"},
-    "multirun": {"recording", "pipeline", "compose"},
+    "multirun": {"recording", "pipeline", "run_config", "compose"},
     "export": {"models", "nas", "train", "data", "result"},
 }
 SHARED = {"errors", "config", "files", "__init__"}

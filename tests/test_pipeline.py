@@ -10,8 +10,9 @@ from tiny_runs import TINY_TRAIN
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
-from dnsrec.pipeline import TrainRunConfig, train_run
+from dnsrec.pipeline import train_run
 from dnsrec.result import RunResult
+from dnsrec.run_config import TrainRunConfig
 
 
 def tiny_config(*extra: str) -> TrainRunConfig:

@@ -356,7 +356,8 @@ class Driver:
 
 def validate_run_config(config: dict[str, Any]) -> Any:
     """The run's ConfigStamp (`dnsrec.pipeline.run_stamp`); ConfigError where the run would refuse it."""
-    from dnsrec.pipeline import RunConfig, run_stamp
+    from dnsrec.pipeline import run_stamp
+    from dnsrec.run_config import RunConfig
 
     return run_stamp(STAGE, RunConfig.from_mapping(config))
 

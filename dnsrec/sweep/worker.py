@@ -17,7 +17,8 @@ from dnsrec.result import RunResult
 def run_trial(config: dict[str, Any], run_dir: str) -> RunResult:
     import torch
 
-    from dnsrec.pipeline import RunConfig, dnsrec_run
+    from dnsrec.pipeline import dnsrec_run
+    from dnsrec.run_config import RunConfig
 
     threads = os.environ.get("OMP_NUM_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK")
     if threads and threads.isdigit():

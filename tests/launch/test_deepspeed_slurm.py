@@ -41,7 +41,8 @@ def test_two_task_deepspeed_retrain_job(
 
         from dnsrec.compose import compose
         from dnsrec.nas.architecture import Architecture
-        from dnsrec.pipeline import RunConfig, retrain_run
+        from dnsrec.pipeline import retrain_run
+        from dnsrec.run_config import RunConfig
         from dnsrec.train import distributed
 
         cfg = RunConfig.from_mapping(compose("run", overrides))

@@ -26,7 +26,8 @@ from dnsrec.nas.controllers import Controllers
 from dnsrec.nas.search import candidate_flops
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
-from dnsrec.pipeline import RunConfig, dnsrec_run
+from dnsrec.pipeline import dnsrec_run
+from dnsrec.run_config import RunConfig
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import TrainingSamples
 

@@ -21,7 +21,8 @@ from dnsrec.nas.controllers import Controllers, temperature
 from dnsrec.nas.search import candidate_flops, search, supernet_loss, weight_step
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
-from dnsrec.pipeline import RunConfig, dnsrec_run
+from dnsrec.pipeline import dnsrec_run
+from dnsrec.run_config import RunConfig
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import make_engine
 

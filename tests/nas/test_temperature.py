@@ -16,7 +16,7 @@ from dnsrec.nas.controllers import Controllers, TemperatureSchedule
 from dnsrec.nas.search import search
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
-from dnsrec.pipeline import RunConfig
+from dnsrec.run_config import RunConfig
 
 
 def test_published_schedule_is_the_default() -> None:

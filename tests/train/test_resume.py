@@ -11,7 +11,8 @@ from train_support import TWO_RANK_RUN, slurm_tasks
 
 from dnsrec.compose import compose
 from dnsrec.errors import CheckpointError
-from dnsrec.pipeline import TrainRunConfig, train_run
+from dnsrec.pipeline import train_run
+from dnsrec.run_config import TrainRunConfig
 from dnsrec.train import loop
 
 TINY = [*TINY_TRAIN, "train.engine=deepspeed", "train.zero_stage=2"]

@@ -1,0 +1,147 @@
+"""The typed configuration of one run, built from the composed Hydra mapping (`sweeps/train.yaml`,
+`sweeps/run.yaml`): `TrainRunConfig` for `dnsrec train`, `RunConfig` for a DNS-Rec run (search + retrain)
+and for retraining a given Architecture. Each refuses unknown keys and overrides that could not take
+effect, naming the key to use instead; the groups' own types and ranges are `dnsrec.config`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dnsrec.config import (
+    DatasetConfig,
+    GatesConfig,
+    ModelConfig,
+    RetrainConfig,
+    SearchConfig,
+    TrainConfig,
+    build,
+)
+from dnsrec.data.sequences import SequenceData
+from dnsrec.errors import ConfigError
+from dnsrec.nas.space import SearchSpace
+
+
+def _refuse_unknown_keys(cfg: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ConfigError(f"unknown config key '{unknown[0]}'; known top-level keys: {', '.join(sorted(known))}")
+
+
+def _dataset(cfg: Mapping[str, Any]) -> DatasetConfig:
+    dataset = dict(cfg.get("dataset") or {})
+    if "pruning" in dataset:
+        dataset["pruning"] = tuple(dataset["pruning"])
+    return build(DatasetConfig, dataset, "dataset.")
+
+
+# Keys of the `train` group that another key sets: given there, they would be silently replaced.
+_SET_ELSEWHERE = {"lr": "lr", "batch": "batch", "seed": "seed"}  # train.<key> -> the top-level key
+# In a DNS-Rec run the retraining's schedule comes from `retrain.*` (the search's batch from `search.batch`).
+_SET_ELSEWHERE_IN_RUN = {
+    "batch": "retrain.batch (or search.batch)",
+    "max_epochs": "retrain.max_epochs",
+    "patience": "retrain.patience",
+}
+
+
+def _refuse_shadowed(train: Mapping[str, Any], set_by: Mapping[str, str]) -> None:
+    for key, instead in set_by.items():
+        if key in train:
+            raise ConfigError(f"config key 'train.{key}' has no effect here: set '{instead}' instead")
+
+
+def _train(cfg: Mapping[str, Any], extra: Mapping[str, Any] | None = None, *, run: bool = False) -> TrainConfig:
+    train = dict(cfg.get("train") or {})
+    _refuse_shadowed(train, _SET_ELSEWHERE | (_SET_ELSEWHERE_IN_RUN if run else {}))
+    for key in _SET_ELSEWHERE:
+        if key in cfg:
+            train[key] = cfg[key]
+    train.update(extra or {})
+    return build(TrainConfig, train, "train.")
+
+
+@dataclass(frozen=True)
+class TrainRunConfig:
+    dataset: DatasetConfig
+    model: ModelConfig
+    train: TrainConfig
+    data_dir: str | None = None
+
+    @staticmethod
+    def from_mapping(cfg: Mapping[str, Any]) -> TrainRunConfig:
+        """From the composed Hydra config (`sweeps/train.yaml`): groups `dataset`, `model`, `train` plus the
+        top-level shortcuts `attention`, `lr`, `batch`, `seed` (DESIGN.md key names)."""
+        _refuse_unknown_keys(
+            cfg, {"dataset", "model", "train", "attention", "lr", "batch", "seed", "data_dir", "run_dir"}
+        )
+        model = dict(cfg.get("model") or {})
+        if "attention" in cfg:
+            model["attention"] = cfg["attention"]
+        return TrainRunConfig(
+            dataset=_dataset(cfg),
+            model=build(ModelConfig, model, "model."),
+            train=_train(cfg),
+            data_dir=cfg.get("data_dir"),
+        )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole DNS-Rec run (`sweeps/run.yaml`): search, then retraining of the compact model."""
+
+    dataset: DatasetConfig
+    search: SearchConfig
+    gates: GatesConfig
+    retrain: RetrainConfig
+    train: TrainConfig  # lr, seed, device, precision, evaluation batch: shared by both stages
+    attention: str = "linear"
+    dropout: float = 0.2
+    data_dir: str | None = None
+
+    @staticmethod
+    def from_mapping(cfg: Mapping[str, Any]) -> RunConfig:
+        known = {"dataset", "search", "gates", "retrain", "train", "attention", "dropout", "lr", "seed", "data_dir"}
+        _refuse_unknown_keys(cfg, known | {"run_dir", "arch"})
+        attention = cfg.get("attention", "linear")
+        if attention not in ("linear", "softmax"):
+            raise ConfigError(f"config key 'attention': expected 'linear' or 'softmax', got {attention!r}")
+        dropout = cfg.get("dropout", 0.2)
+        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ConfigError(f"config key 'dropout': expected a number in [0, 1), got {dropout!r}")
+        run = RunConfig(
+            dataset=_dataset(cfg),
+            search=build(SearchConfig, dict(cfg.get("search") or {}), "search."),
+            gates=build(GatesConfig, dict(cfg.get("gates") or {}), "gates."),
+            retrain=build(RetrainConfig, dict(cfg.get("retrain") or {}), "retrain."),
+            train=_train(cfg, run=True),
+            attention=attention,
+            dropout=float(dropout),
+            data_dir=cfg.get("data_dir"),
+        )
+        run.space_for(n_items=1, max_len=1)  # validate pruning, heads and gates before any data is read
+        return run
+
+    def space(self, data: SequenceData) -> SearchSpace:
+        return self.space_for(data.n_items, data.max_len)
+
+    def space_for(self, n_items: int, max_len: int) -> SearchSpace:
+        return SearchSpace(
+            n_items=n_items,
+            max_len=max_len,
+            d=self.dataset.d,
+            inner=self.dataset.inner,
+            n_heads=self.search.heads,
+            n_layers=self.search.layers,
+            pruning=self.dataset.pruning,
+            gate_layers=self.gates.layers,
+            attention=self.attention,
+            dropout=self.dropout,
+        )
+
+    def retrain_train(self) -> TrainConfig:
+        r = self.retrain
+        return dataclasses.replace(self.train, batch=r.batch, max_epochs=r.max_epochs, patience=r.patience)
