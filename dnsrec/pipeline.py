@@ -25,6 +25,7 @@ import resource
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,16 +221,14 @@ def _evaluate_final(model: SASRec, evaluator: Evaluator, placement: Placement, r
 
 def _result(
     stage: str,
-    cfg: Any,
-    data: SequenceData,
+    cfg: TrainRunConfig | RunConfig,
     model: SASRec,
     outcome: FitResult,
-    evaluator: Evaluator,
-    placement: Placement,
-    started: dt.datetime,
+    run: _Setup,
     run_dir: Path,
     **extra: Any,
 ) -> RunResult:
+    evaluator, placement = run.evaluator, run.placement
     metrics, eval_seconds = _evaluate_final(model, evaluator, placement, run_dir)
     flops = model_flops(model.cfg)
     seconds = {"retrain": sum(h.train_seconds + h.eval_seconds for h in outcome.history)}
@@ -237,7 +236,7 @@ def _result(
     seconds["inference"] = inference_seconds(model, evaluator, placement, cfg.train.eval_batch)
     return RunResult(
         stage=stage,
-        dataset=data.name,
+        dataset=run.data.name,
         config=_plain(dataclasses.asdict(cfg)),
         metrics=metrics,
         best_epoch=outcome.best_epoch,
@@ -249,7 +248,7 @@ def _result(
         eval_seconds=eval_seconds,
         history=[dataclasses.asdict(h) for h in outcome.history],
         environment=environment(placement),
-        started_at=started.isoformat(timespec="seconds"),
+        started_at=run.started.isoformat(timespec="seconds"),
         finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         flops={"model": flops.total, "model_scoring": flops.scoring, **extra.pop("flops", {})},
         seconds=seconds,
@@ -267,46 +266,70 @@ def _load(name: str, cfg_max_len: int | None, data_dir: str | None, log: Log) ->
     return data
 
 
-def train_run(cfg: TrainRunConfig, run_dir: Path, log: Log = print) -> RunResult:
-    """Train one fixed model to early stop; evaluate valid and test at the best epoch; write result.json."""
+@dataclass(frozen=True)
+class _Setup:
+    """What each run starts from, built the same way for all three (`_setup`)."""
+
+    started: dt.datetime
+    log: Log  # prints on rank 0 only
+    data: SequenceData
+    placement: Placement
+    evaluator: Evaluator
+    stamp: ConfigStamp  # the run's config stamp plus the precision its device computes in
+
+
+def _setup(
+    stage: str,
+    cfg: TrainRunConfig | RunConfig,
+    run_dir: Path,
+    log: Log,
+    *,
+    check: Callable[[SequenceData], None] | None = None,
+    **stamped: Any,
+) -> _Setup:
+    """Join the ranks, load the data, check it (`check`), place the run on its device, claim the run
+    directory for the config's stamp (plus `stamped`), build the evaluator, and seed torch for the model's
+    initialisation. The directory is claimed after the data, the check and the device: a run refused for
+    any of them leaves no directory behind."""
     started = dt.datetime.now(dt.UTC)
     distributed.init_from_env(cfg.train.device)
     log = distributed.main_only(log)
     data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
-    stamp = run_stamp("train", cfg)
-    claim_run_dir(run_dir, stamp)  # after the data: a run refused for its data leaves no directory behind
+    if check is not None:
+        check(data)
     placement = Placement.resolve(cfg.train.device, cfg.train.precision)
+    stamp = run_stamp(stage, cfg, **stamped)
+    claim_run_dir(run_dir, stamp)
+    evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)  # numpy RNG only
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, data)
-    evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)
-    stamp = checkpoint_stamp(stamp, placement)
-    outcome = fit(model, data, evaluator, cfg.train, run_dir=run_dir, log=log, stamp=stamp)
-    result = _result("train", cfg, data, model, outcome, evaluator, placement, started, run_dir)
+    return _Setup(started, log, data, placement, evaluator, checkpoint_stamp(stamp, placement))
+
+
+def train_run(cfg: TrainRunConfig, run_dir: Path, log: Log = print) -> RunResult:
+    """Train one fixed model to early stop; evaluate valid and test at the best epoch; write result.json."""
+    run = _setup("train", cfg, run_dir, log)
+    model = build_model(cfg.model, run.data)
+    outcome = fit(model, run.data, run.evaluator, cfg.train, run_dir=run_dir, log=run.log, stamp=run.stamp)
+    result = _result("train", cfg, model, outcome, run, run_dir)
     _write(result, run_dir)
     return result
 
 
 def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     """Search, derive, retrain, evaluate: the whole DNS-Rec method as one call."""
-    started = dt.datetime.now(dt.UTC)
-    distributed.init_from_env(cfg.train.device)
-    log = distributed.main_only(log)
-    data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
-    stamp = run_stamp("run", cfg)
-    claim_run_dir(run_dir, stamp)  # after the data: a run refused for its data leaves no directory behind
+    run = _setup("run", cfg, run_dir, log)
+    data, evaluator, log = run.data, run.evaluator, run.log
     space = cfg.space(data)  # validates pruning, gates and heads before any training
-    placement = Placement.resolve(cfg.train.device, cfg.train.precision)
-    stamp = checkpoint_stamp(stamp, placement)
-    torch.manual_seed(cfg.train.seed)
     supernet = Supernet(space)
     controllers = Controllers(space.n_layers, space.m, cfg.search.per_layer_alpha, cfg.search.relax)
-    evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)
     run_dir.mkdir(parents=True, exist_ok=True)
     log(
         f"search space: widths {space.hidden_widths} x inner {space.inner_widths}, "
         f"L={space.n_layers}, L_d={space.gate_layers}"
     )
-    found = search(supernet, controllers, data, evaluator, cfg.search, cfg.train, run_dir=run_dir, log=log, stamp=stamp)
+    found = search(
+        supernet, controllers, data, evaluator, cfg.search, cfg.train, run_dir=run_dir, log=log, stamp=run.stamp
+    )
     arch = found.architecture
     if distributed.is_main():
         (run_dir / "architecture.json").write_text(arch.to_json())
@@ -317,18 +340,15 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     if cfg.retrain.init == "transfer":
         transfer_weights(found.best_weights, compact)
     # The retraining starts from the search's outcome, which search.epochs (not stamped) can change.
-    searched = stamp.with_values(searched={"steps": found.steps, "best_epoch": found.best_epoch})
+    searched = run.stamp.with_values(searched={"steps": found.steps, "best_epoch": found.best_epoch})
     outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log, stamp=searched)
     full = model_flops(_unpruned_config(space))
     result = _result(
         "run",
         cfg,
-        data,
         compact,
         outcome,
-        evaluator,
-        placement,
-        started,
+        run,
         run_dir,
         flops={"supernet": full.total, "supernet_scoring": full.scoring},
         supernet_params=sum(p.numel() for p in SASRec(_unpruned_config(space)).parameters()),
@@ -342,27 +362,19 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
 
 def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     """Retrain a given Architecture alone, from fresh initialisation."""
-    started = dt.datetime.now(dt.UTC)
-    distributed.init_from_env(cfg.train.device)
-    log = distributed.main_only(log)
-    data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
-    space = cfg.space(data)
-    if (arch.d, arch.inner, arch.head_dim) != (space.d, space.inner, space.head_dim):
-        raise ConfigError(
-            f"architecture sizes d={arch.d}, inner={arch.inner}, head_dim={arch.head_dim} do not match "
-            f"dataset.d={space.d}, dataset.inner={space.inner}, head size {space.head_dim}"
-        )
-    placement = Placement.resolve(cfg.train.device, cfg.train.precision)
-    stamp = run_stamp("retrain", cfg, architecture=arch.to_dict())
-    claim_run_dir(run_dir, stamp)
-    stamp = checkpoint_stamp(stamp, placement)
-    torch.manual_seed(cfg.train.seed)
-    compact = build_compact(arch, space, cfg.retrain.shape)
-    evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)
-    outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log, stamp=stamp)
-    result = _result(
-        "retrain", cfg, data, compact, outcome, evaluator, placement, started, run_dir, architecture=arch.to_dict()
-    )
+
+    def check(data: SequenceData) -> None:
+        space = cfg.space(data)
+        if (arch.d, arch.inner, arch.head_dim) != (space.d, space.inner, space.head_dim):
+            raise ConfigError(
+                f"architecture sizes d={arch.d}, inner={arch.inner}, head_dim={arch.head_dim} do not match "
+                f"dataset.d={space.d}, dataset.inner={space.inner}, head size {space.head_dim}"
+            )
+
+    run = _setup("retrain", cfg, run_dir, log, check=check, architecture=arch.to_dict())
+    compact = build_compact(arch, cfg.space(run.data), cfg.retrain.shape)
+    outcome = fit(compact, run.data, run.evaluator, cfg.retrain_train(), run_dir=run_dir, log=run.log, stamp=run.stamp)
+    result = _result("retrain", cfg, compact, outcome, run, run_dir, architecture=arch.to_dict())
     _write(result, run_dir)
     return result
 
