@@ -58,10 +58,11 @@ from dnsrec.data.process import build_sequences
 from dnsrec.data.sequences import SequenceData
 from dnsrec.data.synth import SYNTH_NOTE, SYNTH_PRESETS, SynthSpec, generate, write_checkins
 from dnsrec.evaluate import RANKS_FILE, Evaluator, paired_bootstrap, per_user_ndcg, read_ranks
+from dnsrec.measure import environment
 from dnsrec.nas.controllers import Controllers
 from dnsrec.nas.search import search
 from dnsrec.nas.supernet import Supernet
-from dnsrec.pipeline import build_model, environment
+from dnsrec.pipeline import build_model
 from dnsrec.result import RESULT_FILE, RunResult
 from dnsrec.run_config import RunConfig
 from dnsrec.train.batches import build_windows

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import platform
-import resource
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +34,7 @@ from dnsrec.data.features import model_features
 from dnsrec.data.sequences import SequenceData
 from dnsrec.errors import ConfigError, ConfigMismatch
 from dnsrec.evaluate import RANKS_FILE, Evaluator, ranking_metrics, write_ranks
+from dnsrec.measure import environment, inference_seconds, peak_memory_mb
 from dnsrec.models import FDSA, FDSAConfig, SASRec, SASRecConfig, SASRecF, padded_table
 from dnsrec.nas.architecture import Architecture
 from dnsrec.nas.controllers import Controllers
@@ -158,46 +156,6 @@ def build_model(model: ModelConfig, data: SequenceData) -> SASRec:
     if model.family == "fdsa":
         return FDSA(FDSAConfig(**dataclasses.asdict(cfg)), table, features.n_values)
     return SASRecF(cfg, table, features.n_values)
-
-
-def environment(placement: Placement) -> dict[str, str]:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return {
-        "host": platform.node(),
-        "device": placement.describe(),
-        "ranks": str(distributed.world_size()),
-        "git_commit": commit,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def peak_memory_mb(placement: Placement) -> float:
-    if placement.device.type == "cuda":
-        return torch.cuda.max_memory_allocated(placement.device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def inference_seconds(model: SASRec, evaluator: Evaluator, placement: Placement, batch: int) -> float:
-    """Wall time to score every test user against all items (the model alone, no metric computation)."""
-    inputs = evaluator.inputs("test")
-    seqs, lengths = torch.from_numpy(inputs.seqs), torch.from_numpy(inputs.lengths)
-    score = scorer_of(model, placement)
-    model.eval()
-    if placement.device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for i in range(0, len(seqs), batch):
-            score(seqs[i : i + batch].to(placement.device), lengths[i : i + batch].to(placement.device))
-    if placement.device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
 
 
 def _evaluate_final(model: SASRec, evaluator: Evaluator, placement: Placement, run_dir: Path) -> tuple[dict, dict]:
