@@ -173,33 +173,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-SYNTH_SHAPE = ("users", "items", "interactions", "zipf", "noise", "successors", "seed")
-
-
 def cmd_synth(args: argparse.Namespace) -> int:
     """`dnsrec data synth`: write synthetic SNAP Gowalla check-ins (dnsrec.data.synth), a preset's or any size."""
-    import dataclasses
     import time
 
-    from dnsrec.data.load import data_directory
-    from dnsrec.data.synth import SYNTH_FILES, SYNTH_NOTE, SynthSpec, generate, synth_spec, write_checkins
+    from dnsrec.data.synth import SYNTH_NOTE, SYNTH_SHAPE, generate, synth_target, write_checkins
 
     given = {key: getattr(args, key) for key in SYNTH_SHAPE if getattr(args, key) is not None}
-    if args.preset is not None:
-        if given and args.out is None:
-            raise DNSRecError(
-                f"data synth {args.preset}: --{', --'.join(given)} would change the preset's data; "
-                "write other data to a file of your own with --out FILE"
-            )
-        spec = dataclasses.replace(synth_spec(args.preset), **given)
-        out = Path(args.out) if args.out else data_directory(args.data_dir) / SYNTH_FILES[args.preset]
-    else:
-        missing = [f"--{key}" for key in ("users", "items", "interactions") if key not in given]
-        missing += [] if args.out else ["--out"]
-        if missing:
-            raise DNSRecError(f"data synth: give a preset ({', '.join(SYNTH_FILES)}) or {', '.join(missing)}")
-        spec = SynthSpec(**given)
-        out = Path(args.out)
+    spec, out = synth_target(args.preset, given, args.out, args.data_dir)
     t0 = time.perf_counter()
     checkins = generate(spec)
     write_checkins(checkins, out)

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -275,3 +276,32 @@ def synth_spec(name: str) -> SynthSpec:
     if name not in SYNTH_PRESETS:
         raise ConfigError(f"synth: unknown synthetic preset {name!r}; known: {', '.join(SYNTH_PRESETS)}")
     return SYNTH_PRESETS[name]
+
+
+SYNTH_SHAPE = ("users", "items", "interactions", "zipf", "noise", "successors", "seed")  # SynthSpec's fields
+
+
+def synth_target(
+    preset: str | None, given: Mapping[str, Any], out: str | None, data_dir: str | None
+) -> tuple[SynthSpec, Path]:
+    """What `dnsrec data synth` writes, and where: a preset's spec to the file its preset reads (in
+    `data_dir`), or, with `out`, a preset changed by `given` (SYNTH_SHAPE keys) or a spec of `given` alone.
+    A preset is never changed in place: its file would no longer hold the preset's data."""
+    import dataclasses
+
+    from dnsrec.data.load import data_directory  # load -> presets -> synth: imported at the call
+
+    if preset is not None:
+        if given and out is None:
+            raise ConfigError(
+                f"data synth {preset}: --{', --'.join(given)} would change the preset's data; "
+                "write other data to a file of your own with --out FILE"
+            )
+        spec = dataclasses.replace(synth_spec(preset), **given)
+        return spec, Path(out) if out else data_directory(data_dir) / SYNTH_FILES[preset]
+    missing = [f"--{key}" for key in ("users", "items", "interactions") if key not in given]
+    missing += [] if out else ["--out"]
+    if missing:
+        raise ConfigError(f"data synth: give a preset ({', '.join(SYNTH_FILES)}) or {', '.join(missing)}")
+    assert out is not None
+    return SynthSpec(**given), Path(out)
