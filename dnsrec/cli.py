@@ -19,6 +19,10 @@ Overrides are Hydra's (https://hydra.cc/docs/advanced/override_grammar/basic/); 
 
 from __future__ import annotations
 
+# What the commands call (the help text above is the user's; this is the reader's): runs -> dnsrec.pipeline
+# with configs from dnsrec.run_config; rank 0 reporting and recording -> dnsrec.recording; --multirun grids ->
+# dnsrec.multirun; results actions -> dnsrec.results.actions (status: dnsrec.sweep.study); sweeps ->
+# dnsrec.sweep; data -> dnsrec.data; export and recommend -> dnsrec.export.
 import argparse
 import datetime as dt
 import sys
