@@ -5,7 +5,8 @@ eager and exported (TorchScript, ONNX) — measured side by side in one run.
 
 RUN is a finished `dnsrec run` directory. Three models of the run's dataset sizes (n_items, N):
 - searched: the run's retrained compact model (best.pt), exactly what `dnsrec export` writes;
-- sasrec: SASRec-LinRec at the supernet's size (d, D, L, heads of the run's config), no gates;
+- sasrec: SASRec-LinRec at the paper's baseline settings, `dnsrec train`'s model defaults (2 layers, d = 128,
+  D = 256, 8 heads; dnsrec.config.ModelConfig), as benchmarks/dnsrec_vs_baselines.py trains it;
 - unpruned: the un-pruned supernet shape (the same plus the data-aware gates), as result.json's
   `flops.supernet` counts it.
 Weights do not change the time, so `sasrec` and `unpruned` keep their initialisation. Each runs eager (torch,
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dnsrec.config import ModelConfig
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import split_inputs
 from dnsrec.export import FORMATS, load_exported, run_model, write_model
@@ -52,10 +54,21 @@ def reference_models(run_dir: Path) -> tuple[dict[str, SASRec], str]:
         dropout=cfg["dropout"],
         attention=cfg["attention"],
     )
+    paper = ModelConfig()
+    sasrec = SASRecConfig(
+        n_items=searched.cfg.n_items,
+        max_len=searched.cfg.max_len,
+        d=paper.d,
+        inner=paper.inner,
+        n_layers=paper.layers,
+        n_heads=paper.heads,
+        dropout=paper.dropout,
+        attention=cfg["attention"],
+    )
     torch.manual_seed(0)
     models = {
         "searched": searched,
-        "sasrec": SASRec(SASRecConfig(**base)),  # type: ignore[arg-type]
+        "sasrec": SASRec(sasrec),
         "unpruned": SASRec(SASRecConfig(**base, gate_layers=cfg["gates"]["layers"])),  # type: ignore[arg-type]
     }
     for m in models.values():

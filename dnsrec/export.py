@@ -258,13 +258,14 @@ def _write_onnx(scorer: nn.Module, example: tuple[Tensor, Tensor], path: Path, m
     onnx.save(proto, str(path))
 
 
-def _require_onnx(what: str) -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError as e:
-        raise ExportError(f"{what} needs the package {e.name!r}: pip install 'dnsrec[export]'") from e
+def _require_onnx(what: str, packages: Sequence[str] = ("onnx", "onnxruntime", "onnxscript")) -> None:
+    import importlib
+
+    for name in packages:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ExportError(f"{what} needs the package {name!r}: pip install 'dnsrec[export]'") from e
 
 
 class Exported:
@@ -301,7 +302,7 @@ def load_exported(path: Path, fmt: str | None = None, threads: int | None = None
                     return module(torch.from_numpy(seqs), torch.from_numpy(lengths)).numpy()
 
             return Exported(run_ts, meta, fmt)
-        _require_onnx(f"loading {path}")
+        _require_onnx(f"loading {path}", ("onnxruntime",))
         import onnxruntime as ort
 
         options = ort.SessionOptions()
