@@ -13,7 +13,8 @@ from tiny_runs import TINY_RUN
 
 from dnsrec.compose import compose
 from dnsrec.nas.architecture import Architecture
-from dnsrec.pipeline import RunConfig, dnsrec_run, retrain_run
+from dnsrec.pipeline import dnsrec_run, retrain_run
+from dnsrec.run_config import RunConfig
 
 QUIET = {"log": lambda _: None}
 
