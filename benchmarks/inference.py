@@ -1,7 +1,7 @@
 """Top-10 inference speed of a DNS-Rec run's searched model vs SASRec-LinRec and the un-pruned supernet shape,
 eager and exported (TorchScript, ONNX) — measured side by side in one run.
 
-    .venv/bin/python benchmarks/inference.py RUN [--rounds 5] [--single 200] [--threads 2] [--json out.json]
+    .venv/bin/python benchmarks/inference.py RUN [--rounds 5] [--single 200] [--threads 1] [--json out.json]
 
 RUN is a finished `dnsrec run` directory. Three models of the run's dataset sizes (n_items, N):
 - searched: the run's retrained compact model (best.pt), exactly what `dnsrec export` writes;
@@ -125,7 +125,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--single", type=int, default=200, help="single users timed per round")
     parser.add_argument("--batch", type=int, default=256, help="users per batch for the whole test split")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    # One thread by default: on a machine other jobs share, torch's and onnxruntime's intra-op threads wait for
+    # each other when one is descheduled (measured: 2 threads with load 7 on 2 cores made single-user p50 vary 10x).
+    parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")
     parser.add_argument("--formats", default=",".join(FORMATS), help="exported formats to time")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
