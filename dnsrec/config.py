@@ -214,7 +214,7 @@ class GatesConfig:
 @dataclass(frozen=True)
 class RetrainConfig:
     shape: str = dataclasses.field(default="narrow", metadata={"check": one_of(*RETRAIN_SHAPES)})
-    init: str = dataclasses.field(default="transfer", metadata={"check": one_of("transfer", "scratch")})
+    init: str = dataclasses.field(default="scratch", metadata={"check": one_of("transfer", "scratch")})
     max_epochs: int = dataclasses.field(default=200, metadata={"check": positive_int})
     patience: int = dataclasses.field(default=10, metadata={"check": positive_int})
     batch: int = dataclasses.field(default=2048, metadata={"check": positive_int})

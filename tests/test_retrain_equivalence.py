@@ -26,5 +26,6 @@ def test_scratch_run_equals_retraining_its_architecture_alone(tmp_path: Path) ->
     alone = retrain_run(arch, cfg, tmp_path / "retrain", **QUIET)
     assert alone.metrics == whole.metrics and alone.n_params == whole.n_params
     # and transfer differs (else the check could not tell the two initialisations apart)
-    transfer = dnsrec_run(RunConfig.from_mapping(compose("run", TINY_RUN)), tmp_path / "transfer", **QUIET)
+    transfer_cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, "retrain.init=transfer"]))
+    transfer = dnsrec_run(transfer_cfg, tmp_path / "transfer", **QUIET)
     assert transfer.metrics != whole.metrics
