@@ -4,19 +4,16 @@ never the network."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
+from data_support import DATA_DIR
 from system_deps import missing_for
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Each xdist worker is one process per core: torch's own threads on top oversubscribe the cores and
     # make CPU training many times slower (measured: 18 s -> 217 s for one search test on 2 cores).
     torch.set_num_threads(1)
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-DATA_DIR = Path(os.environ.get("DNSREC_DATA_DIR", SHARED_DATA))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -39,11 +36,3 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.setenv("DNSREC_OFFLINE", "1")
     monkeypatch.setenv("DNSREC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "dnsrec-cache"))
     monkeypatch.setenv("DNSREC_DB_URL", f"sqlite:///{tmp_path_factory.getbasetemp() / 'dnsrec-results.db'}")
-
-
-def require_data(*relative: str) -> Path:
-    """The shared data directory, skipping loudly if a real file is absent (never in CI: .ci/run checks)."""
-    for rel in relative:
-        if not (DATA_DIR / rel).exists():
-            pytest.fail(f"real data file {DATA_DIR / rel} is missing; set DNSREC_DATA_DIR to ../shared/data")
-    return DATA_DIR

@@ -27,7 +27,7 @@ from dnsrec.train.loop import scorer_of
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("export") / "run"
     with pytest.MonkeyPatch.context() as mp:
-        from conftest import DATA_DIR
+        from data_support import DATA_DIR
 
         mp.setenv("DNSREC_DATA_DIR", str(DATA_DIR))
         mp.setenv("DNSREC_OFFLINE", "1")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import require_data
+from data_support import require_data
 
 from dnsrec.compose import compose
 from dnsrec.data import load_dataset

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import require_data
+from data_support import require_data
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
