@@ -174,8 +174,8 @@ def acceptance(results: dict[str, list[RunResult]]) -> None:
     sas_full = [r.metrics["test"]["full/ndcg@10"] for r in results["sasrec"]]
     sd = statistics.stdev(sas_full) if len(sas_full) > 1 else 0.0
     flops = {m: statistics.mean(r.flops["model"] for r in results[m]) for m in results}
-    # The un-pruned supernet shape's FLOPs are analytic and recorded in every `dnsrec run` result (no
-    # training); a `dnsrec retrain` result does not record them.
+    # The un-pruned supernet shape's FLOPs are analytic and recorded in every DNS-Rec result (no training);
+    # only `dnsrec retrain` results written before they were recorded there lack them.
     supernet = [r.flops["supernet"] for r in results["dnsrec"] if "supernet" in r.flops]
     checks = [
         ("pop100 NDCG@10 mean >= sasrec's", mean("dnsrec", "pop100/ndcg@10") >= mean("sasrec", "pop100/ndcg@10")),

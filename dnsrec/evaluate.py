@@ -180,6 +180,12 @@ def ranking_metrics(ranks: np.ndarray, ks: Iterable[int]) -> dict[str, float]:
     return out
 
 
+def protocol_metrics(ranks: dict[str, np.ndarray], ks: Iterable[int]) -> dict[str, float]:
+    """`ranking_metrics` of each protocol's ranks, keyed "<protocol>/<metric>@<k>"."""
+    ks = tuple(ks)
+    return {f"{p}/{name}": value for p, r in ranks.items() for name, value in ranking_metrics(r, ks).items()}
+
+
 def per_user_ndcg(ranks: np.ndarray, k: int) -> np.ndarray:
     """Each user's NDCG@k (one target: 1 / log2(rank + 2) inside the top k, else 0); its mean is ndcg@k."""
     ranks = np.asarray(ranks, dtype=np.float64)
@@ -328,12 +334,7 @@ class Evaluator:
         protocols: Iterable[str] = PROTOCOLS,
     ) -> dict[str, float]:
         """Metrics keyed "<protocol>/<metric>@<k>", e.g. "pop100/ndcg@10", averaged over all users."""
-        ranks = self.ranks(scorer, split, protocols)
-        return {
-            f"{protocol}/{name}": value
-            for protocol, protocol_ranks in ranks.items()
-            for name, value in ranking_metrics(protocol_ranks, self.ks).items()
-        }
+        return protocol_metrics(self.ranks(scorer, split, protocols), self.ks)
 
     def ranks(
         self,

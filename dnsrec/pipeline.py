@@ -33,7 +33,7 @@ from dnsrec.data import load_dataset
 from dnsrec.data.features import model_features
 from dnsrec.data.sequences import SequenceData
 from dnsrec.errors import ConfigError, ConfigMismatch
-from dnsrec.evaluate import RANKS_FILE, Evaluator, ranking_metrics, write_ranks
+from dnsrec.evaluate import RANKS_FILE, Evaluator, protocol_metrics, write_ranks
 from dnsrec.measure import environment, inference_seconds, peak_memory_mb
 from dnsrec.models import FDSA, FDSAConfig, SASRec, SASRecConfig, SASRecF, padded_table
 from dnsrec.nas.architecture import Architecture
@@ -166,11 +166,7 @@ def _evaluate_final(model: SASRec, evaluator: Evaluator, placement: Placement, r
     for split in ("valid", "test"):
         t0 = time.perf_counter()
         ranks[split] = evaluator.ranks(score, split, protocols=PROTOCOLS)
-        metrics[split] = {
-            f"{p}/{name}": value
-            for p, r in ranks[split].items()
-            for name, value in ranking_metrics(r, evaluator.ks).items()
-        }
+        metrics[split] = protocol_metrics(ranks[split], evaluator.ks)
         eval_seconds[split] = time.perf_counter() - t0
     if distributed.is_main():
         write_ranks(run_dir / RANKS_FILE, ranks)
@@ -300,7 +296,6 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     # The retraining starts from the search's outcome, which search.epochs (not stamped) can change.
     searched = run.stamp.with_values(searched={"steps": found.steps, "best_epoch": found.best_epoch})
     outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log, stamp=searched)
-    full = model_flops(_unpruned_config(space))
     result = _result(
         "run",
         cfg,
@@ -308,8 +303,7 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
         outcome,
         run,
         run_dir,
-        flops={"supernet": full.total, "supernet_scoring": full.scoring},
-        supernet_params=sum(p.numel() for p in SASRec(_unpruned_config(space)).parameters()),
+        **_unpruned_figures(space),
         seconds={"search": found.seconds},
         architecture=arch.to_dict(),
         search={"best_epoch": found.best_epoch, "steps": found.steps, "trajectory": found.trajectory},
@@ -332,7 +326,10 @@ def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = pr
     run = _setup("retrain", cfg, run_dir, log, check=check, architecture=arch.to_dict())
     compact = build_compact(arch, cfg.space(run.data), cfg.retrain.shape)
     outcome = fit(compact, run.data, run.evaluator, cfg.retrain_train(), run_dir=run_dir, log=run.log, stamp=run.stamp)
-    result = _result("retrain", cfg, compact, outcome, run, run_dir, architecture=arch.to_dict())
+    space = cfg.space(run.data)
+    result = _result(
+        "retrain", cfg, compact, outcome, run, run_dir, **_unpruned_figures(space), architecture=arch.to_dict()
+    )
     _write(result, run_dir)
     return result
 
@@ -357,6 +354,17 @@ def _unpruned_config(space: SearchSpace) -> SASRecConfig:
         attention=space.attention,  # type: ignore[arg-type]
         gate_layers=space.gate_layers,
     )
+
+
+def _unpruned_figures(space: SearchSpace) -> dict[str, Any]:
+    """FLOPs and parameters of the un-pruned supernet shape, which every DNS-Rec result records beside its
+    own model's (searched or retrained alone), so any such result can state the saving."""
+    full = _unpruned_config(space)
+    flops = model_flops(full)
+    return {
+        "flops": {"supernet": flops.total, "supernet_scoring": flops.scoring},
+        "supernet_params": sum(p.numel() for p in SASRec(full).parameters()),
+    }
 
 
 def _plain(x: Any) -> Any:

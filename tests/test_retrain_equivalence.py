@@ -25,6 +25,7 @@ def test_scratch_run_equals_retraining_its_architecture_alone(tmp_path: Path) ->
     arch = Architecture.from_dict(json.loads((tmp_path / "run" / "architecture.json").read_text()))
     alone = retrain_run(arch, cfg, tmp_path / "retrain", **QUIET)
     assert alone.metrics == whole.metrics and alone.n_params == whole.n_params
+    assert alone.flops["supernet"] == whole.flops["supernet"] and alone.supernet_params == whole.supernet_params
     # and transfer differs (else the check could not tell the two initialisations apart)
     transfer_cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, "retrain.init=transfer"]))
     transfer = dnsrec_run(transfer_cfg, tmp_path / "transfer", **QUIET)
