@@ -51,7 +51,10 @@ def test_a_scancelled_job_fails_its_trial_with_the_reason_and_is_retried(
     slurm_cluster: SlurmCluster, tmp_path: Path
 ) -> None:
     env = env_for(tmp_path, **slurm_cluster.env)
-    args = ["sweep", *sweep_args("scancel", 2, 2, *SLURM, "sweep.poll_seconds=1")]
+    # Long enough to outlive scancel's grace (srun waits up to 7 s while submitit ignores the SIGTERM): a
+    # tiny trial could otherwise write its whole result in that window and rightly be recorded COMPLETE.
+    longer = ["search.epochs=6", "retrain.max_epochs=40", "retrain.patience=40"]
+    args = ["sweep", *sweep_args("scancel", 2, 2, *SLURM, "sweep.poll_seconds=1", *longer)]
     proc = start_dnsrec(args, tmp_path, env)
     seen: list[str] = []
     job_id = wait_for_line(proc, r"trial 0 submitted as job (\S+):", seen).group(1)
