@@ -23,13 +23,13 @@ from pathlib import Path
 import torch
 
 from dnsrec.compose import compose
+from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_loss_parts
 from dnsrec.nas.controllers import relax
 from dnsrec.nas.search import CHECKPOINT, candidate_flops
 from dnsrec.nas.supernet import Supernet
-from dnsrec.run_config import RunConfig
 from dnsrec.train.checkpoint import load_checkpoint, load_model_state
 from dnsrec.train.device import Placement
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from dnsrec.evaluate import RANKS_FILE, paired_bootstrap, per_user_ndcg, read_ranks
-from dnsrec.result import RESULT_FILE, RunResult
+from dnsrec.run_result import RESULT_FILE, RunResult
 
 MODELS = ("dnsrec", "sasrec", "unpruned")
 
@@ -36,9 +36,9 @@ def run_one(model: str, dataset: str, seed: int, out: Path, extra: list[str]) ->
     """Runs in a worker process; returns the run directory."""
     torch.set_num_threads(1)
     from dnsrec.compose import compose
+    from dnsrec.config.run import RunConfig, TrainRunConfig
     from dnsrec.nas.architecture import Architecture
     from dnsrec.pipeline import dnsrec_run, retrain_run, train_run
-    from dnsrec.run_config import RunConfig, TrainRunConfig
 
     run_dir = out / f"{model}-seed{seed}"
     if (run_dir / RESULT_FILE).exists():

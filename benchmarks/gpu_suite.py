@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/: dnsrec_
 
 from dnsrec.compose import compose
 from dnsrec.config import ModelConfig, TrainConfig
+from dnsrec.config.run import RunConfig
 from dnsrec.data import get_preset, load_dataset
 from dnsrec.data.formats import read_gowalla
 from dnsrec.data.process import build_sequences
@@ -63,8 +64,7 @@ from dnsrec.nas.controllers import Controllers
 from dnsrec.nas.search import search
 from dnsrec.nas.supernet import Supernet
 from dnsrec.pipeline import build_model
-from dnsrec.result import RESULT_FILE, RunResult
-from dnsrec.run_config import RunConfig
+from dnsrec.run_result import RESULT_FILE, RunResult
 from dnsrec.train.batches import build_windows
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import fit, scorer_of

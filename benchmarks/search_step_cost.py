@@ -30,13 +30,13 @@ import numpy as np
 import torch
 
 from dnsrec.compose import compose
+from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_step
 from dnsrec.nas.controllers import Controllers
 from dnsrec.nas.search import candidate_flops, supernet_loss, weight_step
 from dnsrec.nas.supernet import Supernet
-from dnsrec.run_config import RunConfig
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import make_engine
 from dnsrec.train.loop import TrainingSamples

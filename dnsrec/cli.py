@@ -20,7 +20,7 @@ Overrides are Hydra's (https://hydra.cc/docs/advanced/override_grammar/basic/); 
 from __future__ import annotations
 
 # What the commands call (the help text above is the user's; this is the reader's): runs -> dnsrec.pipeline
-# with configs from dnsrec.run_config; rank 0 reporting and recording -> dnsrec.recording; --multirun grids ->
+# with configs from dnsrec.config.run; rank 0 reporting and recording -> dnsrec.recording; --multirun grids ->
 # dnsrec.multirun; results actions -> dnsrec.results.actions (status: dnsrec.sweep.study); sweeps ->
 # dnsrec.sweep; data -> dnsrec.data; export and recommend -> dnsrec.export.
 import argparse
@@ -32,7 +32,7 @@ from typing import Any
 from dnsrec.compose import compose
 from dnsrec.errors import DNSRecError
 from dnsrec.recording import DbOptions, run_and_record
-from dnsrec.result import RunResult
+from dnsrec.run_result import RunResult
 
 
 def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
@@ -45,8 +45,8 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
 
 
 def cmd_train(overrides: list[str], db: DbOptions) -> int:
+    from dnsrec.config.run import TrainRunConfig
     from dnsrec.pipeline import train_run
-    from dnsrec.run_config import TrainRunConfig
 
     raw = compose("train", overrides)
     cfg = TrainRunConfig.from_mapping(raw)
@@ -85,8 +85,8 @@ def _report(result: RunResult, run_dir: Path) -> None:
 
 
 def cmd_run(overrides: list[str], db: DbOptions) -> int:
+    from dnsrec.config.run import RunConfig
     from dnsrec.pipeline import dnsrec_run
-    from dnsrec.run_config import RunConfig
 
     raw = compose("run", overrides)
     cfg = RunConfig.from_mapping(raw)
@@ -106,8 +106,8 @@ def cmd_multirun(command: str, overrides: list[str], db: DbOptions) -> int:
 
 
 def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
+    from dnsrec.config.sweep_space import params_text
     from dnsrec.sweep import run_sweep
-    from dnsrec.sweep.space import params_text
 
     cfg = compose("sweep", overrides)
     prepare_data([cfg])  # before the driver: a missing dataset stops here, with no study created
@@ -198,9 +198,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(arch_path: str, overrides: list[str], db: DbOptions) -> int:
+    from dnsrec.config.run import RunConfig
     from dnsrec.nas.architecture import Architecture
     from dnsrec.pipeline import retrain_run
-    from dnsrec.run_config import RunConfig
 
     arch = Architecture.read(Path(arch_path))
     raw = compose("run", overrides)

@@ -38,7 +38,7 @@ from dnsrec.errors import CheckpointError, ConfigError, DataError, DNSRecError
 
 if TYPE_CHECKING:  # at run time imported where used: loading an exported file needs no model code
     from dnsrec.models import SASRec
-    from dnsrec.result import RunResult
+    from dnsrec.run_result import RunResult
 
 FORMATS = ("torchscript", "onnx")
 META_KEY = "dnsrec.json"
@@ -71,7 +71,7 @@ def run_model(run_dir: Path) -> RunModel:
     """The retrained model of a finished run directory: its config from result.json, weights from best.pt."""
     from dnsrec.models import SASRec, SASRecConfig
     from dnsrec.nas.architecture import Architecture
-    from dnsrec.result import RESULT_FILE, RunResult
+    from dnsrec.run_result import RESULT_FILE, RunResult
     from dnsrec.train.checkpoint import load_checkpoint, load_model_state
 
     run_dir = Path(run_dir)

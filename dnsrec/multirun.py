@@ -28,8 +28,8 @@ def run_grid(command: str, overrides: list[str], db: DbOptions, report: Report) 
 
         from hydra.core.hydra_config import HydraConfig
 
+        from dnsrec.config.run import RunConfig, TrainRunConfig
         from dnsrec.pipeline import dnsrec_run, train_run
-        from dnsrec.run_config import RunConfig, TrainRunConfig
 
         logging.getLogger("alembic").setLevel(logging.WARNING)  # Hydra sets INFO on the root logger
         resolved = OmegaConf.to_container(cfg, resolve=True)

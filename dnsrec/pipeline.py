@@ -1,6 +1,6 @@
 """One run: data -> (search) -> model -> training -> evaluation -> RunResult + files on disk.
 
-Plain functions with typed inputs (`dnsrec.run_config`) and outputs: the CLI calls them, tests call them,
+Plain functions with typed inputs (`dnsrec.config.run`) and outputs: the CLI calls them, tests call them,
 and the sweep driver calls them. Hydra stays at the entry point (`cli.py`). Stages:
 - `train_run`: one fixed SASRec (softmax or linear attention) trained to early stop;
 - `dnsrec_run`: DNS-Rec search on the supernet, derive the Architecture, retrain the compact model;
@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from dnsrec.config import ModelConfig
+from dnsrec.config.run import RunConfig, TrainRunConfig
 from dnsrec.data import load_dataset
 from dnsrec.data.features import model_features
 from dnsrec.data.sequences import SequenceData
@@ -43,8 +44,7 @@ from dnsrec.nas.flops import model_flops
 from dnsrec.nas.search import search
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
-from dnsrec.result import RunResult
-from dnsrec.run_config import RunConfig, TrainRunConfig
+from dnsrec.run_result import RunResult
 from dnsrec.train import distributed
 from dnsrec.train.checkpoint import ConfigStamp, read_stamp
 from dnsrec.train.device import Placement

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnsrec.result import RunResult
+from dnsrec.run_result import RunResult
 
 Report = Callable[[RunResult, Path], None]  # what rank 0 prints of a finished run (the CLI's summary)
 

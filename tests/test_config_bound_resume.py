@@ -12,9 +12,9 @@ from tiny_runs import TINY_RUN, TINY_TRAIN
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
+from dnsrec.config.run import TrainRunConfig
 from dnsrec.pipeline import train_run
-from dnsrec.result import RunResult
-from dnsrec.run_config import TrainRunConfig
+from dnsrec.run_result import RunResult
 from dnsrec.sweep import run_sweep
 
 QUIET = {"log": lambda _: None}

@@ -14,8 +14,8 @@ from tiny_runs import TINY_RUN, TINY_TRAIN
 from dnsrec.cli import main
 from dnsrec.compose import compose
 from dnsrec.errors import DNSRecError
-from dnsrec.result import RunResult
 from dnsrec.results import RunFilter, open_store
+from dnsrec.run_result import RunResult
 from dnsrec.sweep import run_sweep
 from dnsrec.sweep.driver import SweepError
 

@@ -14,11 +14,11 @@ from tiny_runs import TINY_RUN
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
+from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import RANKS_FILE, Evaluator, read_ranks
 from dnsrec.export import FORMATS, load_exported, run_model
 from dnsrec.pipeline import dnsrec_run
-from dnsrec.run_config import RunConfig
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import scorer_of
 

@@ -10,9 +10,9 @@ from tiny_runs import TINY_TRAIN
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
+from dnsrec.config.run import TrainRunConfig
 from dnsrec.pipeline import train_run
-from dnsrec.result import RunResult
-from dnsrec.run_config import TrainRunConfig
+from dnsrec.run_result import RunResult
 
 
 def tiny_config(*extra: str) -> TrainRunConfig:

@@ -8,10 +8,10 @@ import pytest
 from tiny_runs import TINY_TRAIN
 
 from dnsrec.compose import compose
+from dnsrec.config.run import TrainRunConfig
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import RANKS_FILE, per_user_ndcg, ranking_metrics, read_ranks
 from dnsrec.pipeline import train_run
-from dnsrec.run_config import TrainRunConfig
 
 
 def test_ranks_file_reproduces_the_recorded_metrics(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 from tiny_runs import TINY_RUN
 
 from dnsrec.compose import compose
+from dnsrec.config.run import RunConfig
 from dnsrec.nas.architecture import Architecture
 from dnsrec.pipeline import dnsrec_run, retrain_run
-from dnsrec.run_config import RunConfig
 
 QUIET = {"log": lambda _: None}
 

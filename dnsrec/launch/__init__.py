@@ -7,7 +7,7 @@ worker process, not by the driver's launcher code.
 
 from __future__ import annotations
 
-from dnsrec.launch.config import LauncherConfig, Resources, launcher_config
+from dnsrec.config.launcher import LauncherConfig, Resources, launcher_config
 from dnsrec.launch.factory import make_launcher
 from dnsrec.launch.jobs import Job, JobFailed, JobState, Launcher, LaunchError
 

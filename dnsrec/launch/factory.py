@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dnsrec.launch.config import LauncherConfig
+from dnsrec.config.launcher import LauncherConfig
 from dnsrec.launch.jobs import Launcher
 
 

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from dnsrec.config.launcher import Resources
 from dnsrec.files import WriteFailed, atomic_write, no_space
-from dnsrec.launch.config import Resources
 from dnsrec.launch.folders import check_if_present, private_folder
 from dnsrec.launch.jobs import JobFailed, JobState, LaunchError, job_environment
 

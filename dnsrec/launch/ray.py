@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dnsrec.launch.config import LauncherConfig
+from dnsrec.config.launcher import LauncherConfig
 from dnsrec.launch.jobs import JobFailed, JobState, LaunchError
 
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from dnsrec.config.launcher import LauncherConfig
 from dnsrec.files import describe
-from dnsrec.launch.config import LauncherConfig
 from dnsrec.launch.folders import check_if_present, private_folder
 from dnsrec.launch.jobs import JobFailed, JobState, LaunchError, credentials_withheld
 

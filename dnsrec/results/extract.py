@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dnsrec.result import SCHEMA_VERSION, RunResult
 from dnsrec.results.errors import InvalidResult, QueryError
+from dnsrec.run_result import SCHEMA_VERSION, RunResult
 
 STAGES = ("train", "run", "retrain")
 SPLITS = ("valid", "test")

@@ -23,7 +23,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, contains_eager, selectinload, sessionmaker
 
 from dnsrec.errors import DNSRecError
-from dnsrec.result import RESULT_FILE, RunResult
 from dnsrec.results import database
 from dnsrec.results.errors import DatabaseUnavailable, InvalidResult, QueryError, ResultsError
 from dnsrec.results.export import write_export
@@ -42,6 +41,7 @@ from dnsrec.results.pareto import front
 from dnsrec.results.report import comparison_rows
 from dnsrec.results.retry import DbGrace, retried
 from dnsrec.results.views import RunView
+from dnsrec.run_result import RESULT_FILE, RunResult
 
 DEFAULT_METRIC = "test/pop100/ndcg@10"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dnsrec.sweep.config import SweepConfig, sweep_config
+from dnsrec.config.sweep import SweepConfig, sweep_config
 from dnsrec.sweep.driver import Driver, SweepError, SweepInterrupted, SweepSummary
 from dnsrec.sweep.run import run_sweep
 

@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dnsrec.config.sweep import SweepConfig
+from dnsrec.config.sweep_space import apply, params_text
 from dnsrec.errors import ConfigError, Diverged, DNSRecError
 from dnsrec.launch import Job, JobFailed, JobState, Launcher, LaunchError
-from dnsrec.result import RESULT_FILE, RunResult
 from dnsrec.results import ResultStore, SlurmInfo
-from dnsrec.sweep.config import SweepConfig
+from dnsrec.run_result import RESULT_FILE, RunResult
 from dnsrec.sweep.lease import LeaseKeeper
-from dnsrec.sweep.space import apply, params_text
 from dnsrec.sweep.status import sweep_status
 from dnsrec.sweep.worker import run_trial
 
@@ -356,8 +356,8 @@ class Driver:
 
 def validate_run_config(config: dict[str, Any]) -> Any:
     """The run's ConfigStamp (`dnsrec.pipeline.run_stamp`); ConfigError where the run would refuse it."""
+    from dnsrec.config.run import RunConfig
     from dnsrec.pipeline import run_stamp
-    from dnsrec.run_config import RunConfig
 
     return run_stamp(STAGE, RunConfig.from_mapping(config))
 

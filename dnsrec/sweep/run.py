@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dnsrec.config.sweep import SweepConfig, sweep_config
+from dnsrec.config.sweep_space import apply
 from dnsrec.launch import launcher_config, make_launcher
 from dnsrec.launch.folders import check_if_present
-from dnsrec.sweep.config import SweepConfig, sweep_config
 from dnsrec.sweep.driver import Driver, SweepSummary, validate_run_config
-from dnsrec.sweep.space import apply
 
 NOT_RUN_KEYS = ("sweep", "launcher", "run_dir")
 

@@ -12,9 +12,9 @@ import logging
 import time
 from typing import Any
 
+from dnsrec.config.sweep import SweepConfig
 from dnsrec.errors import ConfigError
 from dnsrec.results.retry import DbGrace, retried
-from dnsrec.sweep.config import SweepConfig
 
 
 def storage_url(db_url: str | None) -> str:

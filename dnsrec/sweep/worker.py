@@ -11,14 +11,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dnsrec.result import RunResult
+from dnsrec.run_result import RunResult
 
 
 def run_trial(config: dict[str, Any], run_dir: str) -> RunResult:
     import torch
 
+    from dnsrec.config.run import RunConfig
     from dnsrec.pipeline import dnsrec_run
-    from dnsrec.run_config import RunConfig
 
     threads = os.environ.get("OMP_NUM_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK")
     if threads and threads.isdigit():

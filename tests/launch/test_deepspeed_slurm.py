@@ -40,9 +40,9 @@ def test_two_task_deepspeed_retrain_job(
         import os
 
         from dnsrec.compose import compose
+        from dnsrec.config.run import RunConfig
         from dnsrec.nas.architecture import Architecture
         from dnsrec.pipeline import retrain_run
-        from dnsrec.run_config import RunConfig
         from dnsrec.train import distributed
 
         cfg = RunConfig.from_mapping(compose("run", overrides))

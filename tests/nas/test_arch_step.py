@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tiny_runs import TINY_RUN
 
 from dnsrec.compose import compose
+from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_step
@@ -27,7 +28,6 @@ from dnsrec.nas.search import candidate_flops
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.pipeline import dnsrec_run
-from dnsrec.run_config import RunConfig
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import TrainingSamples
 

@@ -14,6 +14,7 @@ from tiny_runs import TINY_RUN
 from dnsrec.cli import main
 from dnsrec.compose import compose
 from dnsrec.config import TrainConfig
+from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.arch_step import ArchBatches, arch_step
@@ -22,7 +23,6 @@ from dnsrec.nas.search import candidate_flops, search, supernet_loss, weight_ste
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.pipeline import dnsrec_run
-from dnsrec.run_config import RunConfig
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import make_engine
 

@@ -9,6 +9,7 @@ import torch
 from tiny_runs import TINY_RUN
 
 from dnsrec.compose import compose
+from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
 from dnsrec.errors import ConfigError
 from dnsrec.evaluate import Evaluator
@@ -16,7 +17,6 @@ from dnsrec.nas.controllers import Controllers, TemperatureSchedule
 from dnsrec.nas.search import search
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
-from dnsrec.run_config import RunConfig
 
 
 def test_published_schedule_is_the_default() -> None:

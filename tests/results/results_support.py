@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from system_deps import INSTALL_HINT, postgres_bindir
 
-from dnsrec.result import RunResult
+from dnsrec.run_result import RunResult
 
 BACKENDS = ("sqlite", "postgresql")
 DATA_DIR = Path(os.environ.get("DNSREC_DATA_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data")

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from dnsrec.result import RunResult
 from dnsrec.results import InvalidResult, ResultStore, SlurmInfo, open_store
 from dnsrec.results.models import ArchitectureRow, Metric, Run, Sweep
+from dnsrec.run_result import RunResult
 
 
 def counts(store: ResultStore) -> tuple[int, int, int, int]:
@@ -177,7 +177,7 @@ def test_concurrent_threads_lose_and_duplicate_nothing(store: ResultStore, make_
 CHILD = """
 import sys
 from pathlib import Path
-from dnsrec.result import RunResult
+from dnsrec.run_result import RunResult
 from dnsrec.results import open_store
 url, template, prefix = sys.argv[1:]
 store = open_store(url)  # every child opens (and migrates) the fresh database at the same moment

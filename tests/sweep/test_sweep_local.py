@@ -13,8 +13,8 @@ from sweep_support import dnsrec, env_for, start_dnsrec, states, study_trials, s
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
-from dnsrec.result import RunResult
 from dnsrec.results import RunFilter, open_store
+from dnsrec.run_result import RunResult
 from dnsrec.sweep import run_sweep
 
 

@@ -59,8 +59,8 @@ def steps(n_steps: int = 24, batch: int = 256, **train: Any) -> dict[str, Any]:
 def run(run_dir: str, *overrides: str) -> dict[str, Any]:
     """A whole DNS-Rec run (search + retrain) through the pipeline function a launcher calls."""
     from dnsrec.compose import compose
+    from dnsrec.config.run import RunConfig
     from dnsrec.pipeline import dnsrec_run
-    from dnsrec.run_config import RunConfig
 
     cfg = RunConfig.from_mapping(compose("run", list(overrides)))
     result = dnsrec_run(cfg, Path(run_dir), log=lambda _: None)

@@ -12,8 +12,8 @@ from train_support import load_worker
 
 from dnsrec.compose import compose
 from dnsrec.config import TrainConfig
+from dnsrec.config.run import RunConfig, TrainRunConfig
 from dnsrec.errors import ConfigError
-from dnsrec.run_config import RunConfig, TrainRunConfig
 from dnsrec.train.distributed import DistEnv, epoch_seed, read_env
 from dnsrec.train.engine import split_step
 

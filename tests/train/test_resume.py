@@ -10,9 +10,9 @@ from tiny_runs import TINY_TRAIN
 from train_support import TWO_RANK_RUN, slurm_tasks
 
 from dnsrec.compose import compose
+from dnsrec.config.run import TrainRunConfig
 from dnsrec.errors import CheckpointError
 from dnsrec.pipeline import train_run
-from dnsrec.run_config import TrainRunConfig
 from dnsrec.train import loop
 
 TINY = [*TINY_TRAIN, "train.engine=deepspeed", "train.zero_stage=2"]

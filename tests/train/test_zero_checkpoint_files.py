@@ -11,9 +11,9 @@ import pytest
 from tiny_runs import TINY_TRAIN
 
 from dnsrec.compose import compose
+from dnsrec.config.run import TrainRunConfig
 from dnsrec.errors import CheckpointError
 from dnsrec.pipeline import train_run
-from dnsrec.run_config import TrainRunConfig
 
 TINY = [*TINY_TRAIN, "train.engine=deepspeed", "train.zero_stage=2"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dnsrec.config import build, check, non_negative_int, one_of, positive_float, positive_int
-from dnsrec.sweep.space import Param, parse_space
+from dnsrec.config.sweep_space import Param, parse_space
 
 OBJECTIVES = {"ndcg": "maximize", "flops": "minimize"}
 

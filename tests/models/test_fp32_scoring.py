@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from data_support import DATA_DIR
 from torch import Tensor
 
 from dnsrec.data.sequences import SequenceData
@@ -24,6 +25,7 @@ def ml100k(tmp_path_factory: pytest.TempPathFactory) -> SequenceData:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DNSREC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        mp.setenv("DNSREC_DATA_DIR", str(DATA_DIR))  # module fixtures run before conftest's autouse env
         data: SequenceData = load_dataset("ml-100k")
         return data
 

@@ -8,8 +8,8 @@ import pytest
 
 from dnsrec.compose import compose
 from dnsrec.config import TrainConfig, build
+from dnsrec.config.run import RunConfig, TrainRunConfig
 from dnsrec.errors import ConfigError, DNSRecError
-from dnsrec.run_config import RunConfig, TrainRunConfig
 
 
 def test_defaults_compose_and_validate() -> None:

@@ -7,9 +7,9 @@ import re
 import optuna
 import pytest
 
+from dnsrec.config.sweep import sweep_config
+from dnsrec.config.sweep_space import apply, parse_space
 from dnsrec.errors import ConfigError
-from dnsrec.sweep.config import sweep_config
-from dnsrec.sweep.space import apply, parse_space
 
 PAPER = {
     "search": {"lam": {"low": 1e-3, "high": 1.0, "log": True}},

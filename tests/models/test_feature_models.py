@@ -10,12 +10,12 @@ import torch
 from data_support import require_data
 
 from dnsrec.compose import compose
+from dnsrec.config.run import TrainRunConfig
 from dnsrec.data import load_dataset
 from dnsrec.data.features import model_features
 from dnsrec.errors import DataError
 from dnsrec.models import FDSA, FDSAConfig, FeatureEmbedding, SASRec, SASRecConfig, SASRecF, padded_table
 from dnsrec.pipeline import build_model
-from dnsrec.run_config import TrainRunConfig
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import train_step
 

@@ -10,11 +10,11 @@ from data_support import require_data
 
 from dnsrec.cli import main
 from dnsrec.compose import compose
+from dnsrec.config.run import TrainRunConfig
 from dnsrec.data import load_dataset
 from dnsrec.pipeline import build_model
-from dnsrec.result import RunResult
 from dnsrec.results import open_store
-from dnsrec.run_config import TrainRunConfig
+from dnsrec.run_result import RunResult
 
 # One epoch of a 1-layer d = 16 model on ml-100k with N = 50: seconds on one core.
 TINY_ML100K = [
