@@ -118,6 +118,9 @@ class TrainConfig:
     device: str = dataclasses.field(default="auto", metadata={"check": one_of("auto", "cpu", "cuda")})
     precision: str = dataclasses.field(default="auto", metadata={"check": one_of("auto", "fp32", "bf16")})
     eval_batch: int = dataclasses.field(default=256, metadata={"check": positive_int})
+    # Logits per chunk of the cross-entropy over the catalogue (dnsrec.train.loss): bounds its memory to about
+    # 4 bytes x ce_chunk x 2; 0 = unchunked (all targets x items logits at once, for comparisons).
+    ce_chunk: int = dataclasses.field(default=1 << 25, metadata={"check": non_negative_int})
     bucket: bool = True  # group windows of similar length into a step and trim its padding (speed only)
     progress: bool = True
     # Training engine (dnsrec.train.engine): plain torch, or DeepSpeed with ZeRO stage 0-3. Either runs on one

@@ -43,7 +43,7 @@ from dnsrec.train.checkpoint import STAMP_KEY, ConfigStamp, load_checkpoint, loa
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import Engine, LossFn, make_engine, split_step
 from dnsrec.train.loop import SELECTION_METRIC, TrainingSamples, stop_if_diverged
-from dnsrec.train.loss import item_cross_entropy
+from dnsrec.train.loss import DEFAULT_CHUNK_ELEMENTS, item_cross_entropy
 from dnsrec.train.progress import Progress
 
 CHECKPOINT = "search.pt"
@@ -69,7 +69,7 @@ class SearchOutcome:
     trajectory: list[dict[str, Any]] = field(default_factory=list)
 
 
-def supernet_loss(placement: Placement) -> LossFn:
+def supernet_loss(placement: Placement, ce_chunk: int = DEFAULT_CHUNK_ELEMENTS) -> LossFn:
     """The weight-step loss as an engine's loss function: (supernet, inputs, targets, p, q, denominator=)
     -> CE at every target position of a window batch, summed and divided by `denominator`."""
 
@@ -85,6 +85,7 @@ def supernet_loss(placement: Placement) -> LossFn:
             targets[mask],
             compute_dtype=placement.compute_dtype,
             denominator=denominator,
+            chunk_elements=ce_chunk,
         )
 
     return loss
@@ -129,7 +130,12 @@ def search(
     supernet.to(device)
     controllers.to(device)
     engine = make_engine(
-        supernet, supernet_loss(placement), train, placement, batch=cfg.batch, weight_decay=cfg.weight_decay
+        supernet,
+        supernet_loss(placement, train.ce_chunk),
+        train,
+        placement,
+        batch=cfg.batch,
+        weight_decay=cfg.weight_decay,
     )
     distributed.broadcast_module_(controllers)
     a_opt = torch.optim.Adam(controllers.parameters(), lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay)

@@ -30,7 +30,7 @@ from dnsrec.train.batches import build_windows, pack_batches, prefix_batch, pref
 from dnsrec.train.checkpoint import STAMP_KEY, ConfigStamp, load_checkpoint, save_checkpoint
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import Engine, LossFn, make_engine
-from dnsrec.train.loss import item_cross_entropy
+from dnsrec.train.loss import DEFAULT_CHUNK_ELEMENTS, item_cross_entropy
 from dnsrec.train.progress import Progress
 
 SELECTION_METRIC = "pop100/ndcg@10"  # docs/method.md: validation pop100 NDCG@10 drives early stopping
@@ -117,11 +117,17 @@ class TrainingSamples:
 
 
 def train_step(
-    model: SASRec, inputs: Tensor, targets: Tensor, placement: Placement, denominator: float | None = None
+    model: SASRec,
+    inputs: Tensor,
+    targets: Tensor,
+    placement: Placement,
+    denominator: float | None = None,
+    ce_chunk: int = DEFAULT_CHUNK_ELEMENTS,
 ) -> Tensor:
     """Loss of one step: one causal forward, CE at every position that holds a target.
 
-    The summed CE is divided by `denominator` (default: this batch's targets, i.e. the mean).
+    The summed CE is divided by `denominator` (default: this batch's targets, i.e. the mean); `ce_chunk`
+    is `train.ce_chunk`, the logits per chunk of the CE (0 = unchunked).
     """
     with placement.autocast():
         hidden = model(inputs)  # (B, N, d)
@@ -132,14 +138,15 @@ def train_step(
         targets[mask],
         compute_dtype=placement.compute_dtype,
         denominator=denominator,
+        chunk_elements=ce_chunk,
     )
 
 
-def window_loss(placement: Placement) -> LossFn:
+def window_loss(placement: Placement, ce_chunk: int = DEFAULT_CHUNK_ELEMENTS) -> LossFn:
     """`train_step` as an engine's loss function: (model, inputs, targets, denominator=) -> loss."""
 
     def loss(model: SASRec, inputs: Tensor, targets: Tensor, *, denominator: float) -> Tensor:
-        return train_step(model, inputs, targets, placement, denominator)
+        return train_step(model, inputs, targets, placement, denominator, ce_chunk)
 
     return loss
 
@@ -164,7 +171,9 @@ def fit(
     placement = Placement.resolve(cfg.device, cfg.precision)
     log = distributed.main_only(log)
     model.to(placement.device)
-    engine = make_engine(model, window_loss(placement), cfg, placement, batch=cfg.batch, weight_decay=cfg.weight_decay)
+    engine = make_engine(
+        model, window_loss(placement, cfg.ce_chunk), cfg, placement, batch=cfg.batch, weight_decay=cfg.weight_decay
+    )
     samples = TrainingSamples(data, cfg.mode, placement.device)
 
     result = FitResult(best_epoch=0, epochs=0, stopped="max_epochs", best_valid={})

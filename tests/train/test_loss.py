@@ -43,3 +43,40 @@ def test_bf16_compute_close_to_fp32() -> None:
     ref = F.cross_entropy(hidden @ weight.T, targets)
     ours = chunked_cross_entropy(hidden, weight, targets, compute_dtype=torch.bfloat16)
     assert abs(ours.item() - ref.item()) < 2e-2 and ours.dtype == torch.float32
+
+
+@pytest.mark.parametrize("chunk_elements", [0, 1, 700 * 64, 10_000_000])
+def test_fp32_chunked_equals_materialised_at_catalogue_scale(chunk_elements: int) -> None:
+    """`train.ce_chunk` (logits per chunk, 0 = unchunked) changes memory, not the loss or its gradients."""
+    torch.manual_seed(3)
+    hidden = torch.randn(300, 32, requires_grad=True)
+    weight = (0.3 * torch.randn(5000, 32)).requires_grad_()
+    targets = torch.randint(0, 5000, (300,))
+    ref = F.cross_entropy(hidden @ weight.T, targets, reduction="sum") / 1000.0
+    gh, gw = torch.autograd.grad(ref, (hidden, weight))
+    ours = chunked_cross_entropy(hidden, weight, targets, chunk_elements=chunk_elements, denominator=1000.0)
+    oh, ow = torch.autograd.grad(ours, (hidden, weight))
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(oh, gh, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(ow, gw, rtol=1e-5, atol=1e-7)
+
+
+def test_only_the_needed_gradient_is_computed() -> None:
+    """Detached item weights (an architecture step) get no gradient; the hidden states' is unchanged."""
+    torch.manual_seed(4)
+    hidden = torch.randn(40, 8, requires_grad=True)
+    weight = torch.randn(90, 8)
+    targets = torch.randint(0, 90, (40,))
+    (gh,) = torch.autograd.grad(F.cross_entropy(hidden @ weight.T, targets), (hidden,))
+    ours = chunked_cross_entropy(hidden, weight, targets, chunk_elements=90 * 7)
+    (oh,) = torch.autograd.grad(ours, (hidden,))
+    torch.testing.assert_close(oh, gh, rtol=1e-5, atol=1e-7)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            chunked_cross_entropy(hidden, weight, targets), F.cross_entropy(hidden @ weight.T, targets)
+        )
+
+
+def test_negative_chunk_is_refused() -> None:
+    with pytest.raises(ValueError, match="chunk_elements"):
+        chunked_cross_entropy(torch.randn(2, 3), torch.randn(4, 3), torch.tensor([0, 1]), chunk_elements=-1)
