@@ -71,6 +71,7 @@ def run_model(run_dir: Path) -> RunModel:
     """The retrained model of a finished run directory: its config from result.json, weights from best.pt."""
     from dnsrec.models import SASRec, SASRecConfig
     from dnsrec.nas.architecture import Architecture
+    from dnsrec.nas.derive import compact_config
     from dnsrec.run_result import RESULT_FILE, RunResult
     from dnsrec.train.checkpoint import load_checkpoint, load_model_state
 
@@ -92,7 +93,8 @@ def run_model(run_dir: Path) -> RunModel:
         if result.architecture is None:
             raise ExportError(f"{result_path}: key 'architecture' is missing (a {result.stage} stage records one)")
         arch = Architecture.from_dict(result.architecture, f"{result_path}: key 'architecture'")
-        model_cfg = arch.compact_config(
+        model_cfg = compact_config(
+            arch,
             n_items,
             max_len,
             _key(cfg, result_path, "retrain", "shape"),

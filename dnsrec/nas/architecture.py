@@ -1,8 +1,9 @@
 """`Architecture`: the one small frozen value that crosses from search to retraining and into the database.
 
 Like DARTS's Genotype, but typed and JSON round-trippable. It says, per kept layer, the attention width
-h_l (whole heads) and the inner width D'_l, plus the gate depth and the supernet sizes it came from, and
-turns itself into the config of a plain compact SASRec (`narrow` or `wide` shape, docs/method.md "Retraining").
+h_l (whole heads) and the inner width D'_l, plus the gate depth and the supernet sizes it came from.
+A plain value: it imports no torch, so the torch-free `dnsrec.results` reads it too; the compact model it
+describes is built next to the model code (`dnsrec.nas.derive.compact_config`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dnsrec.config import RETRAIN_SHAPES
 from dnsrec.errors import ConfigError
-from dnsrec.models import SASRecConfig
 
 
 @dataclass(frozen=True)
@@ -44,24 +43,6 @@ class Architecture:
     @property
     def depth(self) -> int:
         return len(self.hidden)
-
-    def compact_config(self, n_items: int, max_len: int, shape: str, attention: str, dropout: float) -> SASRecConfig:
-        """The compact model: `narrow` shrinks everything to r = max h_l; `wide` keeps residual width d."""
-        if shape not in RETRAIN_SHAPES:
-            raise ConfigError(f"config key 'retrain.shape': expected one of {RETRAIN_SHAPES}, got {shape!r}")
-        r = max(self.hidden) if shape == "narrow" else self.d
-        return SASRecConfig(
-            n_items=n_items,
-            max_len=max_len,
-            d=r,
-            inner=max(self.inner_widths),
-            n_layers=self.depth,
-            n_heads=r // self.head_dim,
-            dropout=dropout,
-            attention=attention,  # type: ignore[arg-type]
-            gate_layers=self.gate_layers,
-            widths=tuple(zip(self.hidden, self.inner_widths, strict=True)),
-        )
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

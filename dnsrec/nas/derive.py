@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from dnsrec.models import SASRec
+from dnsrec.config import RETRAIN_SHAPES
+from dnsrec.errors import ConfigError
+from dnsrec.models import SASRec, SASRecConfig
 from dnsrec.nas.architecture import Architecture
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
@@ -31,8 +33,29 @@ def derive_architecture(space: SearchSpace, candidates: list[int], depth: int) -
     )
 
 
+def compact_config(
+    arch: Architecture, n_items: int, max_len: int, shape: str, attention: str, dropout: float
+) -> SASRecConfig:
+    """The compact model: `narrow` shrinks everything to r = max h_l; `wide` keeps residual width d."""
+    if shape not in RETRAIN_SHAPES:
+        raise ConfigError(f"config key 'retrain.shape': expected one of {RETRAIN_SHAPES}, got {shape!r}")
+    r = max(arch.hidden) if shape == "narrow" else arch.d
+    return SASRecConfig(
+        n_items=n_items,
+        max_len=max_len,
+        d=r,
+        inner=max(arch.inner_widths),
+        n_layers=arch.depth,
+        n_heads=r // arch.head_dim,
+        dropout=dropout,
+        attention=attention,  # type: ignore[arg-type]
+        gate_layers=arch.gate_layers,
+        widths=tuple(zip(arch.hidden, arch.inner_widths, strict=True)),
+    )
+
+
 def build_compact(arch: Architecture, space: SearchSpace, shape: str = "narrow") -> SASRec:
-    return SASRec(arch.compact_config(space.n_items, space.max_len, shape, space.attention, space.dropout))
+    return SASRec(compact_config(arch, space.n_items, space.max_len, shape, space.attention, space.dropout))
 
 
 @torch.no_grad()

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from dnsrec.errors import ConfigError
+from dnsrec.nas.architecture import Architecture
 from dnsrec.results.errors import InvalidResult, QueryError
 from dnsrec.run_result import SCHEMA_VERSION, RunResult
 
@@ -89,8 +91,11 @@ def problems(result: RunResult) -> list[str]:
     for name in ("started_at", "finished_at"):
         if getattr(result, name) and parse_time(getattr(result, name)) is None:
             found.append(f"{name} {getattr(result, name)!r} is not an ISO time")
-    if result.architecture is not None and not _architecture_ok(result.architecture):
-        found.append("architecture lacks d, inner, head_dim, hidden, inner_widths or gate_layers")
+    if result.architecture is not None:
+        try:
+            Architecture.from_dict(result.architecture)
+        except ConfigError as e:
+            found.append(str(e))
     return list(dict.fromkeys(found))
 
 
@@ -110,11 +115,6 @@ def _metric_problems(metrics: Any) -> list[str]:
     if missing:
         found.append(f"required metrics missing: {', '.join(missing)}")
     return found
-
-
-def _architecture_ok(arch: Any) -> bool:
-    keys = ("d", "inner", "head_dim", "hidden", "inner_widths", "gate_layers")
-    return isinstance(arch, dict) and all(k in arch for k in keys) and isinstance(arch["hidden"], list)
 
 
 def validate(result: RunResult, source: str) -> None:
@@ -207,19 +207,19 @@ def run_values(result: RunResult) -> dict[str, Any]:
 
 def architecture_values(result: RunResult) -> dict[str, Any]:
     """The final model's shape: the searched Architecture, or for `train` the fixed SASRec of `config.model`."""
-    arch, flops = result.architecture, result.flops
+    flops = result.flops
     shape: dict[str, Any] = {}
-    if arch is not None:
-        hidden = list(arch["hidden"])
+    if result.architecture is not None:
+        arch = Architecture.from_dict(result.architecture)  # checked by `problems` before any row is built
         shape = {
-            "depth": len(hidden),
-            "d": arch["d"],
-            "d_inner": arch["inner"],
-            "head_dim": arch["head_dim"],
-            "hidden": hidden,
-            "inner_widths": list(arch["inner_widths"]),
-            "candidates": list(arch["candidates"]) if isinstance(arch.get("candidates"), list) else None,
-            "gate_layers": arch["gate_layers"],
+            "depth": arch.depth,
+            "d": arch.d,
+            "d_inner": arch.inner,
+            "head_dim": arch.head_dim,
+            "hidden": list(arch.hidden),
+            "inner_widths": list(arch.inner_widths),
+            "candidates": list(arch.candidates) if "candidates" in result.architecture else None,
+            "gate_layers": arch.gate_layers,
         }
     elif isinstance(model := result.config.get("model"), dict):
         layers, d, inner, heads = (_int(model.get(k)) for k in ("layers", "d", "inner", "heads"))
