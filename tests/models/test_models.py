@@ -143,3 +143,26 @@ def test_output_layer_is_the_item_embedding() -> None:
     torch.optim.SGD(model.parameters(), lr=1.0).step()
     assert not torch.equal(before[40], model.item_emb.weight[40])
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in set(model.parameters()))
+
+
+@pytest.mark.parametrize(("n", "block"), [(7, 20), (20, 20), (57, 20), (57, 8), (9, 1)])
+def test_blockwise_causal_form_equals_quadratic_form(n: int, block: int) -> None:
+    """The blockwise causal LinRec (training's form) == the quadratic form (Q'K'^T * causal) V, in value and
+    gradients, for lengths that are and are not whole blocks, with padding keys."""
+    torch.manual_seed(5)
+    q, k, v = (torch.randn(2, 3, n, 4, dtype=torch.double, requires_grad=True) for _ in range(3))
+    key_mask = torch.arange(n)[None] < torch.tensor([n, max(1, n // 2)])[:, None]
+
+    def quadratic() -> torch.Tensor:
+        e = [F.normalize(F.elu(x), dim=-1, eps=1e-6) for x in (q, k)]
+        kf = e[1] * key_mask[:, None, :, None]
+        return ((e[0] @ kf.transpose(-2, -1)).tril() @ v) / math.sqrt(4)
+
+    g = torch.randn(2, 3, n, 4, dtype=torch.double)
+    ref = quadratic()
+    ref_grads = torch.autograd.grad(ref, (q, k, v), g)
+    out = linear_attention(q, k, v, key_mask, block=block)
+    grads = torch.autograd.grad(out, (q, k, v), g)
+    torch.testing.assert_close(out, ref)
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want)
