@@ -4,6 +4,8 @@
     dnsrec run dataset=ml-100k search.lam=0.1 gates.layers=2 lr=0.001 [key=value ...]
     dnsrec retrain ARCH.json dataset=ml-100k [key=value ...]
     dnsrec sweep dataset=gowalla-100 sweep.trials=6 sweep.parallel=2 launcher=local|slurm|ray [key=value ...]
+    dnsrec reproduce TABLE dataset=ml-100k seeds=[0,1,2] [launcher=local|slurm|ray] [parallel=2] [key=value ...]
+        (TABLE: table3..table7, figure4, lr; the report goes to docs/results/<dataset>-<TABLE>.md/.csv)
     dnsrec results {ingest,list,show,best,pareto,compare,export,status} ...
     dnsrec data {prepare,stats} DATASET
     dnsrec data synth synth-gowalla [--data-dir DIR]   (synthetic check-ins: benchmarks only)
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 # What the commands call (the help text above is the user's; this is the reader's): runs -> dnsrec.pipeline
 # with configs from dnsrec.config.run; rank 0 reporting and recording -> dnsrec.recording; --multirun grids ->
-# dnsrec.multirun; results actions -> dnsrec.results.actions (status: dnsrec.sweep.study); sweeps ->
+# dnsrec.multirun; results actions -> dnsrec.results.actions (status: dnsrec.sweep.study); paper tables ->
+# dnsrec.reproduce; sweeps ->
 # dnsrec.sweep; data -> dnsrec.data; export and recommend -> dnsrec.export.
 import argparse
 import datetime as dt
@@ -128,6 +131,21 @@ def cmd_sweep(overrides: list[str], db_url: str | None) -> int:
         f"record {summary.record_seconds_per_trial:.3f} s"
     )
     print(f"query them with: dnsrec results list --sweep {summary.name}")
+    return 0
+
+
+def cmd_reproduce(table: str, args: list[str], db_url: str | None) -> int:
+    """`dnsrec reproduce`: a paper table's missing points run and recorded, then its report (dnsrec.reproduce)."""
+    import shlex
+
+    from dnsrec.reproduce import parse_options, reproduce
+
+    opts = parse_options(table, args)
+    line = shlex.join(["dnsrec", "reproduce", table, *args])
+    done = reproduce(opts, db_url, line)
+    failed = len(done.failed)
+    print(f"{done.reused} points reused, {done.launched} run now, {failed} failed, {done.unavailable} unavailable")
+    print("wrote " + ", ".join(map(str, done.written)))
     return 0
 
 
@@ -358,6 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     sweep = sub.add_parser("sweep", help="an Optuna sweep of whole DNS-Rec runs (continues the study of the same name)")
     sweep.add_argument("--db", metavar="URL", help="results database and Optuna storage (default $DNSREC_DB_URL)")
     sweep.add_argument("overrides", nargs="*", help="Hydra overrides of sweeps/sweep.yaml, e.g. sweep.trials=6")
+    reproduce = sub.add_parser(
+        "reproduce", help="a paper table or figure: run what is not recorded yet, write the report beside the paper's"
+    )
+    reproduce.add_argument("table", metavar="TABLE", help="table3, table4, table5, table6, table7, figure4 or lr")
+    reproduce.add_argument("args", nargs="*", help="dataset=NAME seeds=[0,1,2] launcher=local parallel=2 out=DIR ...")
+    reproduce.add_argument("--db", metavar="URL", help="results database (default $DNSREC_DB_URL or runs/dnsrec.db)")
     add_results_parser(sub)
     data = sub.add_parser("data", help="datasets: prepare the cache once, print the paper's Table 1 statistics")
     dsub = data.add_subparsers(dest="action", required=True)
@@ -378,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_results(args)
         if args.command == "sweep":
             return cmd_sweep(args.overrides, args.db)
+        if args.command == "reproduce":
+            return cmd_reproduce(args.table, args.args, args.db)
         if args.command == "data":
             return cmd_data(args)
         if args.command in ("export", "recommend"):
