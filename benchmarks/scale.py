@@ -73,11 +73,15 @@ def rss_gib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / GIB
 
 
-def timed(fn: Callable[[], object], placement: Placement) -> float:
+def timed(fn: Callable[[], object], placement: Placement, cpu: list[float] | None = None) -> float:
+    """Wall seconds of fn(); its process CPU seconds are appended to `cpu` (on a shared machine, the time
+    the work itself took: with one thread, wall minus the other processes' turns)."""
     sync(placement)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     fn()
     sync(placement)
+    if cpu is not None:
+        cpu.append(time.process_time() - c)
     return time.perf_counter() - t
 
 
@@ -139,11 +143,13 @@ def phase_train(args: argparse.Namespace, data: SequenceData, ce_chunk: int) -> 
     samples = TrainingSamples(data, "window", placement.device)
     steps = samples.steps(cfg.batch, np.random.default_rng([0, 1]), cfg.bucket)
     engine.set_training(True)
+    cpu: list[float] = []
     seconds = [
-        timed(lambda idx=idx: engine.train_step(idx, samples.counts, samples.get), placement)
+        timed(lambda idx=idx: engine.train_step(idx, samples.counts, samples.get), placement, cpu)
         for idx in spread(steps, args.train_steps)
     ]
     per_step = statistics.mean(seconds[1:] or seconds)
+    cpu_per_step = statistics.mean(cpu[1:] or cpu)
     return {
         "model": {"d": model.cfg.d, "inner": model.cfg.inner, "layers": model.cfg.n_layers, "heads": model.cfg.n_heads},
         "precision": "bf16" if placement.bf16 else "fp32",
@@ -154,6 +160,8 @@ def phase_train(args: argparse.Namespace, data: SequenceData, ce_chunk: int) -> 
         "s_per_step": per_step,
         "s_per_epoch_extrapolated": per_step * len(steps),
         "targets_per_s": samples.n_targets / (per_step * len(steps)),
+        "cpu_s_per_step": cpu_per_step,
+        "cpu_s_per_epoch_extrapolated": cpu_per_step * len(steps),
     }
 
 
@@ -193,13 +201,13 @@ def phase_search(args: argparse.Namespace, data: SequenceData) -> dict[str, Any]
     flops = candidate_flops(space).to(placement.device)
     generator = torch.Generator(device=placement.device).manual_seed(0)
     engine.set_training(True)
-    weight_s, arch_s = [], []
+    weight_s, arch_s, weight_cpu, arch_cpu = [], [], [], []  # type: ignore[var-annotated]
     for k, idx in enumerate(spread(steps, args.search_steps)):
         weight = partial(weight_step, engine, controllers, idx, samples.counts, samples.get, k, generator)
-        weight_s.append(timed(weight, placement))
+        weight_s.append(timed(weight, placement, weight_cpu))
         batch = ArchBatch.windows(*samples.get(idx))
         arch = partial(arch_step, supernet, controllers, a_opt, batch, k, cfg.search.lam, flops, placement, generator)
-        arch_s.append(timed(partial(arch, denominator=int(samples.counts[idx].sum())), placement))
+        arch_s.append(timed(partial(arch, denominator=int(samples.counts[idx].sum())), placement, arch_cpu))
     w, a = statistics.mean(weight_s[1:] or weight_s), statistics.mean(arch_s[1:] or arch_s)
     n_arch = len(steps) // cfg.search.arch_every
     # The epoch's validation pass scores the supernet on the valid split, both protocols: timed on a sample.
@@ -222,6 +230,8 @@ def phase_search(args: argparse.Namespace, data: SequenceData) -> dict[str, Any]
         "arch_steps_per_epoch": n_arch,
         "timed_steps": len(weight_s) - 1,
         "s_per_weight_step": w,
+        "cpu_s_per_weight_step": statistics.mean(weight_cpu[1:] or weight_cpu),
+        "cpu_s_per_arch_step": statistics.mean(arch_cpu[1:] or arch_cpu),
         "s_per_arch_step": a,
         "valid_eval_s_extrapolated": valid_s,
         "s_per_epoch_extrapolated": len(steps) * w + n_arch * a + valid_s,
@@ -234,10 +244,11 @@ def sampled_eval(
     """Seconds to rank the valid split under `protocols`: whole when --eval-users covers it, else
     --eval-users users in batches spread over the split (rows are sorted by history length), extrapolated."""
     n_users, size = evaluator.data.n_users, evaluator.batch_size
+    cpu: list[float] = []
     if args.eval_users >= n_users:
         with torch.no_grad():
-            s = timed(lambda: evaluator.ranks(scorer, "valid", protocols), placement)
-        return {"users_timed": n_users, "s_per_split_extrapolated": s, "extrapolated": False}
+            s = timed(lambda: evaluator.ranks(scorer, "valid", protocols), placement, cpu)
+        return {"users_timed": n_users, "s_per_split_extrapolated": s, "cpu_s": cpu[0], "extrapolated": False}
     state = evaluator._state["valid"]  # the benchmark times the Evaluator's own batch step on a sample
     starts = spread(list(range(0, n_users, size)), max(1, args.eval_users // size))
     seconds, users = [], []
@@ -245,13 +256,14 @@ def sampled_eval(
         for lo in starts:
             hi = min(lo + size, n_users)
             seconds.append(
-                timed(lambda lo=lo, hi=hi: evaluator._batch_ranks(scorer, state, lo, hi, protocols), placement)
+                timed(lambda lo=lo, hi=hi: evaluator._batch_ranks(scorer, state, lo, hi, protocols), placement, cpu)
             )
             users.append(hi - lo)
     timed_s, timed_users = sum(seconds[1:]), sum(users[1:])  # the first batch is a warm-up
     return {
         "users_timed": timed_users,
         "s_per_split_extrapolated": timed_s / timed_users * n_users,
+        "cpu_s_per_split_extrapolated": sum(cpu[1:]) / timed_users * n_users,
         "extrapolated": True,
     }
 
