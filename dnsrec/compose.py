@@ -2,6 +2,10 @@
 
 Entry points (the CLI, the sweep driver, benchmarks) compose here; everything below them receives the
 mapping and builds typed configs from it (`dnsrec.config`), so Hydra never reaches the library.
+
+The group `dataset` has no files: it is generated from the dataset presets (`dnsrec.data.presets`, the one
+home of a dataset's N, d, D, pruning, files and filtering), and a `dataset=NAME` naming no preset is
+refused with the presets' own error before Hydra composes.
 """
 
 from __future__ import annotations
@@ -10,9 +14,38 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dnsrec.data import presets
 from dnsrec.errors import ConfigError
 
 CONFIG_DIR = Path(os.environ.get("DNSREC_CONFIG_DIR", Path(__file__).resolve().parent.parent / "sweeps"))
+
+
+def register_dataset_group() -> None:
+    """Hydra's group `dataset`: one entry per preset, holding its `run_keys()` (what `sweeps/dataset/*.yaml`
+    held). Called before every composition, so the group is always exactly the presets."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.repo.pop("dataset", None)  # a preset removed since (a test's) is no longer an option
+    for preset in presets.PRESETS.values():  # read at each call: the presets as they are now
+        store.store(group="dataset", name=preset.name, node=preset.run_keys())
+
+
+def _check_datasets(overrides: list[str]) -> None:
+    """Every preset a `dataset=NAME` (or `dataset=A,B` sweep) override names exists: else `get_preset`'s
+    error listing the known names, the same as `load_dataset` gives, instead of Hydra's missing-file one."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.key_or_group != "dataset" or override.package is not None:
+            continue
+        value = override.value()
+        if override.is_sweep_override():
+            names = list(override.sweep_string_iterator())
+        else:
+            names = [value] if isinstance(value, str) else []
+        for name in names:
+            presets.get_preset(name)
 
 
 def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
@@ -25,7 +58,9 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
 
     if not CONFIG_DIR.is_dir():
         raise ConfigError(f"config directory {CONFIG_DIR} not found (set DNSREC_CONFIG_DIR)")
+    register_dataset_group()
     try:
+        _check_datasets(overrides)
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = hydra_compose(config_name=config_name, overrides=overrides)
         resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -47,8 +82,10 @@ def compose_grid(config_name: str, overrides: list[str]) -> list[dict[str, Any]]
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    register_dataset_group()
     parser = OverridesParser.create()
     try:
+        _check_datasets(overrides)
         parsed = parser.parse_overrides(overrides)
         # the experiment's grid is read with each command-line sweep at its first value
         first = [
@@ -59,6 +96,7 @@ def compose_grid(config_name: str, overrides: list[str]) -> list[dict[str, Any]]
             hydra_cfg = hydra_compose(config_name=config_name, overrides=first, return_hydra_config=True)
             params = hydra_cfg.hydra.sweeper.get("params") or {}
             declared = [f"{k}={v}" for k, v in params.items()]
+            _check_datasets(declared)
             batches = BasicSweeper.split_arguments(parser.parse_overrides([*declared, *overrides]), None)
             jobs = [hydra_compose(config_name=config_name, overrides=list(job)) for b in batches for job in b]
             resolved = [OmegaConf.to_container(job, resolve=True) for job in jobs]

@@ -21,7 +21,7 @@ def run_grid(command: str, overrides: list[str], db: DbOptions, report: Report) 
     import hydra
     from omegaconf import DictConfig, OmegaConf
 
-    from dnsrec.compose import CONFIG_DIR
+    from dnsrec.compose import CONFIG_DIR, register_dataset_group
 
     def job(cfg: DictConfig) -> str:
         import logging
@@ -44,6 +44,7 @@ def run_grid(command: str, overrides: list[str], db: DbOptions, report: Report) 
             run_and_record(lambda d: dnsrec_run(run_cfg, d), run_dir, run_cfg.train.device, db, report)
         return str(run_dir)
 
+    register_dataset_group()  # the group `dataset` is the presets' (dnsrec.compose)
     app = hydra.main(config_path=str(CONFIG_DIR), config_name=command, version_base="1.3")(job)
     argv = sys.argv
     sys.argv = ["dnsrec", "--multirun", *overrides]

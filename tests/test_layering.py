@@ -20,7 +20,7 @@ ALLOWED = {
     "results": {"run_result"},
     "measure": {"train", "evaluate", "models"},
     "pipeline": {"data", "nas", "train", "evaluate", "models", "run_result", "measure"},
-    "compose": set(),
+    "compose": {"data"},  # the Hydra group `dataset` is generated from the dataset presets
     "launch": set(),
     "sweep": {"pipeline", "launch", "results", "run_result", "compose"},
     "recording": {"train", "results", "run_result"},

@@ -20,6 +20,13 @@ RELAXATIONS = ("softmax", "gumbel")  # search.relax
 TAU_SCHEDULES = ("steps", "search")  # search.tau_schedule
 RETRAIN_SHAPES = ("narrow", "wide")  # retrain.shape
 MAX_GATE_LAYERS = 4  # gates.layers in 0..4 (paper section 3.7)
+ATTENTIONS = ("linear", "softmax")  # attention, model.attention: LinRec's linear attention or softmax
+DEFAULT_ATTENTION = "linear"
+DEFAULT_DROPOUT = 0.2  # dropout, model.dropout (paper Table 2)
+# The widths d and D of the transformer baselines (SASRec, FDSA, SASRecF): the paper trains them under one
+# setting on every dataset (docs/method.md "Baselines"). Each dataset preset names its baselines' widths
+# (`dnsrec.data.presets`, from these), which `dnsrec train` takes; here they are ModelConfig's defaults.
+BASELINE_D, BASELINE_INNER = 128, 256
 
 
 def check(key: str, ok: bool, expected: str, value: Any) -> None:
@@ -75,29 +82,36 @@ def build(cls: type[T], values: Mapping[str, Any], prefix: str) -> T:
     return cls(**kwargs)
 
 
-def _dropout(key: str, v: Any) -> None:
+def dropout_rate(key: str, v: Any) -> None:
     check(key, isinstance(v, (int, float)) and 0 <= v < 1, "a number in [0, 1)", v)
+
+
+attention_kind = one_of(*ATTENTIONS)
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
+    """The composed `dataset` group: a preset's keys (`dnsrec.data.presets`, their one home), as overridden.
+    `dnsrec.config.run` fills keys a mapping leaves out from the named preset; max_len None = the preset's N."""
+
     name: str = dataclasses.field(metadata={"check": lambda k, v: check(k, isinstance(v, str), "a name", v)})
-    max_len: int | None = dataclasses.field(default=None, metadata={"check": positive_int})
-    d: int = dataclasses.field(default=128, metadata={"check": positive_int})
-    inner: int = dataclasses.field(default=256, metadata={"check": positive_int})
-    pruning: tuple[float, ...] = (0.0, 0.25, 0.5)
+    max_len: int | None = dataclasses.field(metadata={"check": positive_int})
+    d: int = dataclasses.field(metadata={"check": positive_int})
+    inner: int = dataclasses.field(metadata={"check": positive_int})
+    pruning: tuple[float, ...]
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     # sasrec; fdsa and sasrecf are the feature-aware baselines (item genres; docs/method.md "Baselines")
     family: str = dataclasses.field(default="sasrec", metadata={"check": one_of("sasrec", "fdsa", "sasrecf")})
-    attention: str = dataclasses.field(default="linear", metadata={"check": one_of("linear", "softmax")})
-    d: int = dataclasses.field(default=128, metadata={"check": positive_int})
-    inner: int = dataclasses.field(default=256, metadata={"check": positive_int})
+    attention: str = dataclasses.field(default=DEFAULT_ATTENTION, metadata={"check": attention_kind})
+    # `dnsrec train` takes d and inner from the dataset preset's baseline widths unless given (config.run)
+    d: int = dataclasses.field(default=BASELINE_D, metadata={"check": positive_int})
+    inner: int = dataclasses.field(default=BASELINE_INNER, metadata={"check": positive_int})
     layers: int = dataclasses.field(default=2, metadata={"check": positive_int})
     heads: int = dataclasses.field(default=8, metadata={"check": positive_int})
-    dropout: float = dataclasses.field(default=0.2, metadata={"check": _dropout})
+    dropout: float = dataclasses.field(default=DEFAULT_DROPOUT, metadata={"check": dropout_rate})
 
     def __post_init__(self) -> None:
         check("model.heads", self.d % self.heads == 0, f"a divisor of model.d={self.d}", self.heads)

@@ -12,14 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from dnsrec.config import (
+    DEFAULT_ATTENTION,
+    DEFAULT_DROPOUT,
     DatasetConfig,
     GatesConfig,
     ModelConfig,
     RetrainConfig,
     SearchConfig,
     TrainConfig,
+    attention_kind,
     build,
+    dropout_rate,
 )
+from dnsrec.data.presets import Preset, get_preset
 from dnsrec.data.sequences import SequenceData
 from dnsrec.errors import ConfigError
 from dnsrec.nas.space import SearchSpace
@@ -31,8 +36,17 @@ def _refuse_unknown_keys(cfg: Mapping[str, Any], known: set[str]) -> None:
         raise ConfigError(f"unknown config key '{unknown[0]}'; known top-level keys: {', '.join(sorted(known))}")
 
 
+def _preset(cfg: Mapping[str, Any]) -> Preset | None:
+    """The preset the `dataset` group names (an unknown name is `get_preset`'s one error); None if unnamed."""
+    dataset = cfg.get("dataset") or {}
+    return get_preset(dataset["name"]) if "name" in dataset else None
+
+
 def _dataset(cfg: Mapping[str, Any]) -> DatasetConfig:
-    dataset = dict(cfg.get("dataset") or {})
+    """The `dataset` group over its preset's keys (the composed group holds them all; a mapping built by
+    hand may name the preset alone)."""
+    preset = _preset(cfg)
+    dataset = {**(preset.run_keys() if preset else {}), **(cfg.get("dataset") or {})}
     if "pruning" in dataset:
         dataset["pruning"] = tuple(dataset["pruning"])
     return build(DatasetConfig, dataset, "dataset.")
@@ -78,11 +92,17 @@ class TrainRunConfig:
         _refuse_unknown_keys(
             cfg, {"dataset", "model", "train", "attention", "lr", "batch", "seed", "data_dir", "run_dir"}
         )
+        dataset = _dataset(cfg)
         model = dict(cfg.get("model") or {})
         if "attention" in cfg:
             model["attention"] = cfg["attention"]
+        # model.d and model.inner: null (sweeps/model/*.yaml) = the dataset preset's baseline widths
+        baseline = get_preset(dataset.name).baseline
+        for key, width in (("d", baseline.d), ("inner", baseline.inner)):
+            if model.get(key) is None:
+                model[key] = width
         return TrainRunConfig(
-            dataset=_dataset(cfg),
+            dataset=dataset,
             model=build(ModelConfig, model, "model."),
             train=_train(cfg),
             data_dir=cfg.get("data_dir"),
@@ -98,20 +118,18 @@ class RunConfig:
     gates: GatesConfig
     retrain: RetrainConfig
     train: TrainConfig  # lr, seed, device, precision, evaluation batch: shared by both stages
-    attention: str = "linear"
-    dropout: float = 0.2
+    attention: str = DEFAULT_ATTENTION
+    dropout: float = DEFAULT_DROPOUT
     data_dir: str | None = None
 
     @staticmethod
     def from_mapping(cfg: Mapping[str, Any]) -> RunConfig:
         known = {"dataset", "search", "gates", "retrain", "train", "attention", "dropout", "lr", "seed", "data_dir"}
         _refuse_unknown_keys(cfg, known | {"run_dir", "arch"})
-        attention = cfg.get("attention", "linear")
-        if attention not in ("linear", "softmax"):
-            raise ConfigError(f"config key 'attention': expected 'linear' or 'softmax', got {attention!r}")
-        dropout = cfg.get("dropout", 0.2)
-        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ConfigError(f"config key 'dropout': expected a number in [0, 1), got {dropout!r}")
+        attention = cfg.get("attention", DEFAULT_ATTENTION)
+        attention_kind("attention", attention)
+        dropout = cfg.get("dropout", DEFAULT_DROPOUT)
+        dropout_rate("dropout", dropout)
         run = RunConfig(
             dataset=_dataset(cfg),
             search=build(SearchConfig, dict(cfg.get("search") or {}), "search."),

@@ -1,6 +1,13 @@
-"""The named datasets: the files each reads (relative to the data directory), how, and the paper's filtering
-and max length N (docs/method.md, "Evaluation protocol"). Layouts are listed official-first: the first one whose
-main file exists wins, so a downloaded `ml-1m.zip` beats the offline SASRec copy."""
+"""The named datasets, each in one place: the files it reads (relative to the data directory) and how, the
+paper's filtering and max length N, the DNS-Rec supernet's widths d and D with the pruning intensities, and
+the widths its transformer baselines train at (docs/method.md, "Datasets and filtering", "Baselines").
+
+Everything else reads a preset from here: the loaders (`dnsrec.data.load`), the Hydra group `dataset`
+(generated from `PRESETS` by `dnsrec.compose`: `dataset=NAME` selects one, `dataset.d=...` overrides a key),
+and `dnsrec train`'s model widths. Layouts are listed official-first: the first one whose main file exists
+wins, so a downloaded `ml-1m.zip` beats the offline SASRec copy. To add a dataset, add a `Preset` to
+`_PRESETS` (README, "Development").
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from dnsrec.config import BASELINE_D, BASELINE_INNER
 from dnsrec.data import formats
 from dnsrec.data.process import Filter
 from dnsrec.data.raw import RawInteractions, RawItemFeatures
@@ -50,16 +58,33 @@ class Layout:
 
 
 @dataclass(frozen=True)
+class Widths:
+    """A transformer's widths: d, the hidden (residual) width, and D, the feed-forward (inner) width."""
+
+    d: int
+    inner: int
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     layouts: tuple[Layout, ...]
-    max_len: int  # N
+    max_len: int  # N (`dataset.max_len`)
+    supernet: Widths  # DNS-Rec's supernet d and D (`dataset.d`, `dataset.inner`)
+    pruning: tuple[float, ...]  # the candidates' pruning intensities gamma_i = gamma'_i (`dataset.pruning`)
+    # `dnsrec train`'s model widths (`model.d`, `model.inner` when not given): SASRec, FDSA and SASRecF
+    baseline: Widths
     filtering: Filter = field(default_factory=Filter)
     hint: str = ""  # added to the missing-file message (e.g. where to get a file that needs a login)
 
     @property
     def official(self) -> Layout | None:
         return next((layout for layout in self.layouts if layout.download is not None), None)
+
+    def run_keys(self) -> dict[str, object]:
+        """The keys of the composed `dataset` group (`dnsrec.config.DatasetConfig`), in the order shown."""
+        d, inner = self.supernet.d, self.supernet.inner
+        return {"name": self.name, "max_len": self.max_len, "d": d, "inner": inner, "pruning": list(self.pruning)}
 
 
 def _movielens_zip(main: Path, _: tuple[Path | None, ...]) -> Loaded:
@@ -99,7 +124,11 @@ GOWALLA_URL = "https://snap.stanford.edu/data/loc-gowalla_totalCheckins.txt.gz"
 GOWALLA = "loc-gowalla_totalCheckins.txt"
 KAGGLE_DOUBAN = "https://www.kaggle.com/datasets/utmhikari/doubanmovieshortcomments"
 GOWALLA_FILTER = Filter(min_user=5, min_item=5)
+# The transformer baselines train under one setting on every dataset, the paper's (docs/method.md "Baselines"):
+# d 128, D 256, also on Gowalla, whose supernet is d 64.
+BASELINE = Widths(BASELINE_D, BASELINE_INNER)
 
+# N, the supernet's d / D and the pruning intensities are the paper's (docs/method.md "Datasets and filtering").
 _PRESETS = (
     Preset(
         "ml-1m",
@@ -114,8 +143,11 @@ _PRESETS = (
             Layout(("ml-1m/ml-1m.txt", "ml-1m/ml-1m.item"), _sasrec),
         ),
         max_len=200,
+        supernet=Widths(128, 256),
+        pruning=(0.0, 0.25, 0.5),
+        baseline=BASELINE,
     ),
-    Preset(
+    Preset(  # not in the paper: our small real set, with ML-1M's settings
         "ml-100k",
         (
             Layout(
@@ -127,6 +159,9 @@ _PRESETS = (
             Layout(("ml-100k/ml-100k.inter", "ml-100k/ml-100k.item"), _recbole),
         ),
         max_len=200,
+        supernet=Widths(128, 256),
+        pruning=(0.0, 0.25, 0.5),
+        baseline=BASELINE,
     ),
     Preset(
         "gowalla",
@@ -137,15 +172,37 @@ _PRESETS = (
             Layout((f"gowalla/{GOWALLA}",), _gowalla),
         ),
         max_len=100,
+        supernet=Widths(64, 256),
+        pruning=(0.0, 0.5, 0.75),
+        baseline=BASELINE,
         filtering=GOWALLA_FILTER,
     ),
-    Preset("gowalla-1k", (Layout(("gowalla/gowalla-1k.checkins.txt.gz",), _gowalla),), 100, GOWALLA_FILTER),
-    Preset("gowalla-100", (Layout(("gowalla/gowalla-100.checkins.txt.gz",), _gowalla),), 100, GOWALLA_FILTER),
+    Preset(  # the first 1,000 users of Gowalla, for quick runs: Gowalla's settings
+        "gowalla-1k",
+        (Layout(("gowalla/gowalla-1k.checkins.txt.gz",), _gowalla),),
+        max_len=100,
+        supernet=Widths(64, 256),
+        pruning=(0.0, 0.5, 0.75),
+        baseline=BASELINE,
+        filtering=GOWALLA_FILTER,
+    ),
+    Preset(  # the first 100 users of Gowalla, for tests and tiny runs: Gowalla's settings
+        "gowalla-100",
+        (Layout(("gowalla/gowalla-100.checkins.txt.gz",), _gowalla),),
+        max_len=100,
+        supernet=Widths(64, 256),
+        pruning=(0.0, 0.5, 0.75),
+        baseline=BASELINE,
+        filtering=GOWALLA_FILTER,
+    ),
     Preset(
         "synth-gowalla",
         (Layout((SYNTH_FILES["synth-gowalla"],), _gowalla),),
         max_len=100,
-        filtering=GOWALLA_FILTER,
+        supernet=Widths(64, 256),
+        pruning=(0.0, 0.5, 0.75),
+        baseline=BASELINE,
+        filtering=GOWALLA_FILTER,  # a no-op: the generator guarantees 5 check-ins per user and item
         hint="synth-gowalla is SYNTHETIC check-ins at the paper's Gowalla size (a benchmark input for speed and "
         "memory, never for accuracy claims): write it with `dnsrec data synth synth-gowalla --data-dir DIR`.",
     ),
@@ -153,6 +210,9 @@ _PRESETS = (
         "douban",
         (Layout(("DMSC.csv",), _douban), Layout(("douban/DMSC.csv",), _douban)),
         max_len=100,
+        supernet=Widths(128, 256),
+        pruning=(0.0, 0.5, 0.75),
+        baseline=BASELINE,
         filtering=Filter(min_user=5, min_item=5, drop_full_users=True),
         hint=f"DMSC.csv is Kaggle's dataset utmhikari/doubanmovieshortcomments ({KAGGLE_DOUBAN}); Kaggle "
         "needs a login, so dnsrec never downloads it: fetch it by hand.",
@@ -166,6 +226,8 @@ def preset_names() -> tuple[str, ...]:
 
 
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
+    """The preset `name`; the one error for an unknown name, wherever it is given (`dataset=NAME`,
+    `dataset.name=NAME`, `load_dataset(NAME)`, `dnsrec data prepare NAME`)."""
+    if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"dataset: unknown preset {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name]

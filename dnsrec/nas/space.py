@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dnsrec.config import MAX_GATE_LAYERS
+from dnsrec.config import DEFAULT_ATTENTION, DEFAULT_DROPOUT, MAX_GATE_LAYERS
 from dnsrec.errors import ConfigError
 
 
@@ -19,15 +19,15 @@ from dnsrec.errors import ConfigError
 class SearchSpace:
     n_items: int
     max_len: int
-    d: int = 128
-    inner: int = 256
+    d: int  # the supernet's widths: a dataset preset's (`dataset.d`, `dataset.inner`)
+    inner: int
     n_heads: int = 4
     n_layers: int = 4  # L, the supernet depth
     pruning: tuple[float, ...] = (0.0, 0.25, 0.5)  # gamma_i for the hidden mask
     inner_pruning: tuple[float, ...] | None = None  # gamma'_i for the inner mask; None = same as pruning
     gate_layers: int = 2  # L_d, 0 = no gates
-    attention: str = "linear"
-    dropout: float = 0.2
+    attention: str = DEFAULT_ATTENTION
+    dropout: float = DEFAULT_DROPOUT
 
     def __post_init__(self) -> None:
         if self.d % self.n_heads:

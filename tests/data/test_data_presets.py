@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -230,7 +231,7 @@ def test_load_downloads_when_allowed(
     preset = PRESETS["ml-100k"]
     official = presets.Download(source.as_uri(), md5)
     layouts = (presets.Layout(("ml-100k.zip",), preset.layouts[0].load, official),)
-    monkeypatch.setattr(presets, "PRESETS", {"ml-100k": presets.Preset("ml-100k", layouts, 200)})
+    monkeypatch.setattr(presets, "PRESETS", {"ml-100k": dataclasses.replace(preset, layouts=layouts)})
     monkeypatch.setenv("DNSREC_OFFLINE", "0")
     assert load_dataset("ml-100k", tmp_path / "empty", cache).n_users == 4
     assert (cache / "downloads" / "ml-100k.zip").read_bytes() == source.read_bytes()
