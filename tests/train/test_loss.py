@@ -80,3 +80,30 @@ def test_only_the_needed_gradient_is_computed() -> None:
 def test_negative_chunk_is_refused() -> None:
     with pytest.raises(ValueError, match="chunk_elements"):
         chunked_cross_entropy(torch.randn(2, 3), torch.randn(4, 3), torch.tensor([0, 1]), chunk_elements=-1)
+
+
+def test_ce_chunk_key_reaches_the_training_loss() -> None:
+    """`train.ce_chunk` is validated, and the training step's loss and gradients do not depend on it."""
+    from dnsrec.compose import compose
+    from dnsrec.config.run import TrainRunConfig
+    from dnsrec.errors import ConfigError
+    from dnsrec.models import SASRec, SASRecConfig
+    from dnsrec.train.device import Placement
+    from dnsrec.train.loop import train_step
+
+    assert TrainRunConfig.from_mapping(compose("train", ["train.ce_chunk=0"])).train.ce_chunk == 0
+    with pytest.raises(ConfigError, match=r"train\.ce_chunk"):
+        TrainRunConfig.from_mapping(compose("train", ["train.ce_chunk=-5"]))
+    torch.manual_seed(6)
+    model = SASRec(SASRecConfig(n_items=300, max_len=9, d=16, inner=16, n_layers=1, n_heads=2, dropout=0.0))
+    inputs = torch.randint(1, 301, (5, 9))
+    targets = torch.randint(0, 301, (5, 9))
+    placement = Placement(torch.device("cpu"), bf16=False)
+    results = []
+    for chunk in (0, 300 * 4, 1 << 25):
+        loss = train_step(model, inputs, targets, placement, ce_chunk=chunk)
+        results.append((loss, torch.autograd.grad(loss, list(model.parameters()))))
+    for loss, grads in results[1:]:
+        torch.testing.assert_close(loss, results[0][0], rtol=1e-6, atol=1e-7)
+        for got, want in zip(grads, results[0][1], strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
