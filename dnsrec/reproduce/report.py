@@ -472,7 +472,7 @@ def figure(report: Report, path: Path) -> Path | None:
                     r.run.flops,
                 )
             )
-    if spec.figure.get("x") == "search.lam":
+    if spec.figure.get("x") == "search.lam" and points:  # (lambda_figure cannot draw an empty log axis)
         lambda_figure(path, points)
         return path
     _x_figure(path, points, str(spec.figure.get("xlabel", spec.figure.get("x"))), f"{spec.paper}: {spec.title}")
@@ -501,7 +501,8 @@ def _x_figure(path: Path, points: Sequence[Any], xlabel: str, title: str) -> Non
                      color=color, marker=marker, s=20, alpha=0.6)  # fmt: skip
         means = [(x, sum(by_x[x]) / len(by_x[x])) for x in xs if by_x.get(x)]
         axes.plot([m[0] for m in means], [m[1] for m in means], color=color, marker=marker, label=f"{name} (mean)")
-    ax.set_xscale("log")
+    if xs:
+        ax.set_xscale("log")
     ax.set_xlabel(f"{xlabel} (log scale)")
     ax.set_ylabel("NDCG@10 (pop100)")
     right.set_ylabel("FLOPs of the model (MFLOPs)")
