@@ -12,13 +12,14 @@ pop100 NDCG@10. The whole trajectory (alpha, beta, tau, expected FLOPs, metrics)
 Weight steps go through a training engine (`dnsrec.train.engine`: plain torch or DeepSpeed ZeRO); alpha
 and beta are tiny and stay outside it (DeepSpeed allows one optimizer per engine), with their gradients
 summed over ranks by hand. Architecture steps read the weights as detached constants.
+
+The epochs, the decision epoch's bookkeeping, `search.pt` and resuming from it are the loop training
+shares (`dnsrec.train.epochs`); what is the search's own is `_Search`, its resumable state `SearchState`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from dnsrec.config import SearchConfig, TrainConfig
 from dnsrec.data.sequences import SequenceData
@@ -39,12 +40,21 @@ from dnsrec.nas.flops import expected_flops, layer_flops
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.train import distributed
-from dnsrec.train.checkpoint import STAMP_KEY, ConfigStamp, load_checkpoint, load_model_state, save_checkpoint
+from dnsrec.train.checkpoint import ConfigStamp, load_model_state
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import Engine, LossFn, make_engine, split_step
-from dnsrec.train.loop import SELECTION_METRIC, TrainingSamples, stop_if_diverged
+from dnsrec.train.epochs import (
+    SELECTION_METRIC,
+    EpochLoop,
+    EpochPlan,
+    EpochState,
+    EpochTask,
+    EpochTotals,
+    ResumeFiles,
+    stop_if_diverged,
+)
+from dnsrec.train.loop import TrainingSamples
 from dnsrec.train.loss import DEFAULT_CHUNK_ELEMENTS, item_cross_entropy
-from dnsrec.train.progress import Progress
 
 CHECKPOINT = "search.pt"
 
@@ -125,10 +135,9 @@ def search(
     broadcast, so alpha, beta and the decision are identical on every rank; only rank 0 writes files.
     With a `stamp` (the run's config) `search.pt` carries it and one of another config is refused."""
     placement = Placement.resolve(train.device, train.precision)
-    device = placement.device
     log = distributed.main_only(log)
-    supernet.to(device)
-    controllers.to(device)
+    supernet.to(placement.device)
+    controllers.to(placement.device)
     engine = make_engine(
         supernet,
         supernet_loss(placement, train.ce_chunk),
@@ -138,12 +147,7 @@ def search(
         weight_decay=cfg.weight_decay,
     )
     distributed.broadcast_module_(controllers)
-    a_opt = torch.optim.Adam(controllers.parameters(), lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay)
-    samples = TrainingSamples(data, "window", device)
-    arch_batches = ArchBatches(evaluator, cfg.arch_batch_size or cfg.batch, train.seed, device)
-    flops = candidate_flops(supernet.space).to(device)
-    space = supernet.space
-    gumbel_gen = torch.Generator(device=device).manual_seed(train.seed)  # the same draws on every rank
+    samples = TrainingSamples(data, "window", placement.device)
 
     # The temperature is a pure function of cfg, the data and the step, so a resumed search gets the same.
     per_epoch = len(samples.steps(cfg.batch, np.random.default_rng([train.seed, 1]), train.bucket))
@@ -153,138 +157,214 @@ def search(
         controllers.schedule = TemperatureSchedule.over_search(arch_steps, cfg.tau_final, hold)
     else:
         controllers.schedule = dataclasses.replace(controllers.schedule, hold=hold)
-    tau_at = controllers.schedule
 
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "best": -math.inf, "best_epoch": 0, "trajectory": []}
-    best_weights = engine.state_dict()
-    ckpt = run_dir / CHECKPOINT if run_dir else None
-    zero_dir = run_dir / "zero" / "search" if run_dir else None
-    if ckpt is not None and zero_dir is not None and distributed.broadcast_object(ckpt.exists()):
-        saved = load_checkpoint(ckpt)
-        if stamp is not None:
-            stamp.check(saved, ckpt)
-        weights = saved.get("weights") or {"model": saved["supernet"], "optimizer": saved["w_opt"]}  # old files
-        engine.load(zero_dir, weights, ckpt)
-        load_model_state(controllers, saved["controllers"], ckpt)
-        a_opt.load_state_dict(saved["a_opt"])
-        gumbel_gen.set_state(saved["gumbel_rng"])
-        state, best_weights = saved["state"], saved["best_supernet"]
-        log(f"resuming search from {ckpt} after epoch {state['epoch']}")
-
-    seconds = sum(e["seconds"] for e in state["trajectory"])
-    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        torch.manual_seed(distributed.epoch_seed(train.seed, epoch, engine.rank))  # dropout masks
-        engine.set_training(True)
-        steps = samples.steps(cfg.batch, np.random.default_rng([train.seed, epoch]), train.bucket)
-        bar = Progress(len(steps), f"search epoch {epoch}", enabled=train.progress and distributed.is_main())
-        loss_sum, seen, l_t = 0.0, 0, controllers.decision()[1]
-        for idx in steps:
-            loss = weight_step(engine, controllers, idx, samples.counts, samples.get, state["step"], gumbel_gen)
-            state["step"] += 1
-            where = f"search epoch {epoch}, step {state['step']}"
-            stop_if_diverged(loss, "the search's weight-step loss", where, f"lower lr, now {train.lr:g}")
-            n = int(samples.counts[idx].sum())
-            loss_sum, seen = loss_sum + loss * n, seen + n
-            if state["step"] % cfg.arch_every == 0 and epoch > cfg.warmup_epochs:
-                k = state["step"] // cfg.arch_every - 1  # architecture steps taken before this one
-                if cfg.arch_batch == "valid":
-                    total = arch_batches.batch
-                    share = _my_share(total, engine) if engine.world_size > 1 else None
-                    batch = arch_batches.get(k, share)
-                else:  # the same training batch: its windows, scored at every target position
-                    mine = np.concatenate(engine.my_parts(idx, samples.counts))
-                    batch = ArchBatch.windows(*samples.get(mine)) if len(mine) else ArchBatch.empty(device)
-                    total = n
-                if cfg.arch_lr_follows_tau:  # a pure function of the step, like tau: resumes see the same
-                    for group in a_opt.param_groups:
-                        group["lr"] = cfg.arch_lr * tau_at(state["step"])
-                with engine.weights() as net:
-                    _, l_t = arch_step(
-                        cast(Supernet, net),
-                        controllers,
-                        a_opt,
-                        batch,
-                        state["step"],
-                        cfg.lam,
-                        flops,
-                        placement,
-                        gumbel_gen,
-                        denominator=total,
-                        resource=engine.rank == 0,
-                    )
-                # alpha and beta are equal on every rank (summed gradients); a non-finite architecture
-                # loss on any rank makes them non-finite too, so this one check stops every rank.
-                worst = float(torch.stack([p.detach().abs().max() for p in controllers.parameters()]).max())
-                hint = f"lower search.arch_lr, now {cfg.arch_lr:g}, or search.lam, now {cfg.lam:g}"
-                stop_if_diverged(worst, "the largest architecture weight |alpha|, |beta|", where, hint)
-            bar.update(1, loss=loss_sum / max(seen, 1), tau=tau_at(state["step"]))
-        bar.close()
-
-        engine.set_training(False)
-        with torch.no_grad():
-            p, q = controllers(state["step"], noise=False)
-        with engine.weights() as net:
-
-            def score(seqs: Tensor, lengths: Tensor, p: Tensor = p, q: Tensor = q, net: nn.Module = net) -> Tensor:
-                with placement.autocast():
-                    return net.score(seqs, lengths, p, q)  # type: ignore[no-any-return, operator]
-
-            valid = evaluator.evaluate(score, "valid")
-        valid = distributed.broadcast_object(valid)  # rank 0's numbers pick the epoch on every rank
-        candidates, depth = controllers.decision()
-        epoch_seconds = time.perf_counter() - t0
-        seconds += epoch_seconds
-        entry = {
-            "epoch": epoch,
-            "loss": loss_sum / max(seen, 1),
-            "tau": tau_at(state["step"]),
-            "alpha": controllers.alpha.detach().cpu().tolist(),
-            "beta": controllers.beta.detach().cpu().tolist(),
-            "p": p.cpu().tolist(),
-            "q": q.cpu().tolist(),
-            "expected_flops": float(expected_flops(p, q, flops)),
-            "l_t": l_t,
-            "candidates": candidates,
-            "depth": depth,
-            "valid": valid,
-            "seconds": epoch_seconds,
-        }
-        state["trajectory"].append(entry)
-        state["epoch"] = epoch
-        if valid[SELECTION_METRIC] > state["best"] and epoch > cfg.warmup_epochs:
-            state["best"], state["best_epoch"] = valid[SELECTION_METRIC], epoch
-            best_weights = engine.state_dict()
-        log(
-            f"search epoch {epoch}: loss {entry['loss']:.4f}, valid {SELECTION_METRIC} {valid[SELECTION_METRIC]:.4f}, "
-            f"E[FLOPs] {entry['expected_flops'] / 1e6:.2f}M, candidates {candidates}, depth {depth}, "
-            f"tau {entry['tau']:.3f}, {epoch_seconds:.1f}s"
-        )
-        if ckpt is not None and zero_dir is not None:
-            tag = f"epoch-{epoch}"
-            weights = engine.save(zero_dir, tag)
-            if distributed.is_main():
-                save_checkpoint(
-                    ckpt,
-                    {
-                        "weights": weights,
-                        "best_supernet": best_weights,
-                        "controllers": controllers.state_dict(),
-                        "a_opt": a_opt.state_dict(),
-                        "gumbel_rng": gumbel_gen.get_state(),
-                        "state": state,
-                        **({STAMP_KEY: stamp.entry()} if stamp is not None else {}),
-                    },
-                )
-                engine.prune(zero_dir, keep=tag)
-            distributed.barrier()
+    task = _Search(engine, controllers, supernet.space, samples, evaluator, placement, cfg, train)
+    files = ResumeFiles.under(run_dir, CHECKPOINT, "search", stamp)
+    epochs = EpochLoop(
+        task, engine, samples, EpochPlan(train.seed, cfg.batch, train.bucket, train.progress), files, log
+    )
+    epochs.resume()
+    epochs.run()
 
     with engine.weights() as net:
         if net is not supernet:  # DeepSpeed trained a copy: hand the final weights back
             supernet.load_state_dict(net.state_dict())
-    best = state["trajectory"][state["best_epoch"] - 1]
-    arch = derive_architecture(space, best["candidates"], best["depth"])
-    return SearchOutcome(arch, best_weights, state["best_epoch"], state["step"], seconds, state["trajectory"])
+    state = task.state
+    best = state.trajectory[state.best_epoch - 1]
+    arch = derive_architecture(supernet.space, best.candidates, best.depth)
+    trajectory = [dataclasses.asdict(e) for e in state.trajectory]
+    return SearchOutcome(arch, epochs.best_weights, state.best_epoch, state.step, state.seconds, trajectory)
+
+
+@dataclass
+class SearchEpoch:
+    """One epoch of the search's trajectory, at its end."""
+
+    epoch: int
+    loss: float  # mean weight-step CE over the epoch's targets
+    tau: float
+    alpha: list[list[float]]  # (1, m) shared over layers
+    beta: list[float]  # (L,)
+    p: list[list[float]]  # the deterministic relaxation evaluated: (L, m)
+    q: list[float]  # (L,)
+    expected_flops: float
+    l_t: int  # the depth the last architecture step took as L_t
+    candidates: list[int]  # argmax alpha per layer
+    depth: int  # argmax beta + 1
+    valid: dict[str, float]
+    seconds: float
+
+
+@dataclass
+class SearchState(EpochState):
+    """The search's resumable state: the loop's plus the weight steps taken and the trajectory. Saved in
+    `search.pt` as a plain dict (`to_dict`), read back by `from_dict`."""
+
+    step: int = 0  # weight steps taken: the temperature, the architecture batches and arch_every count them
+    trajectory: list[SearchEpoch] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(e.seconds for e in self.trajectory)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(saved: dict[str, Any]) -> SearchState:
+        trajectory = [SearchEpoch(**e) for e in saved["trajectory"]]
+        return SearchState(
+            int(saved["epoch"]), float(saved["best"]), int(saved["best_epoch"]), int(saved["step"]), trajectory
+        )
+
+
+class _Search(EpochTask[SearchState]):
+    """The bilevel search's own part of the epoch loop: a weight step per batch, an architecture step every
+    `arch_every` weight steps after the warm-up, the soft mixture evaluated, the decision epoch chosen
+    among the epochs after the warm-up."""
+
+    name, label, loss_name = "search", "search epoch", "the search's weight-step loss"
+
+    def __init__(
+        self,
+        engine: Engine,
+        controllers: Controllers,
+        space: SearchSpace,
+        samples: TrainingSamples,
+        evaluator: Evaluator,
+        placement: Placement,
+        cfg: SearchConfig,
+        train: TrainConfig,
+    ) -> None:
+        self.engine, self.controllers, self.samples, self.placement, self.cfg = (
+            engine, controllers, samples, placement, cfg,
+        )  # fmt: skip
+        self.evaluator, self.lr, self.state = evaluator, train.lr, SearchState()
+        self.a_opt = torch.optim.Adam(controllers.parameters(), lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay)
+        self.arch_batches = ArchBatches(evaluator, cfg.arch_batch_size or cfg.batch, train.seed, placement.device)
+        self.flops = candidate_flops(space).to(placement.device)
+        self.gumbel = torch.Generator(device=placement.device).manual_seed(train.seed)  # the same on every rank
+        self.tau_at = controllers.schedule
+        self.l_t = 0  # L_t of the latest architecture step (at an epoch's start: argmax beta + 1)
+        self.p, self.q = torch.empty(0), torch.empty(0)  # the relaxation the latest evaluation scored
+
+    def stop_reason(self, elapsed: float) -> str | None:
+        return "epochs" if self.state.epoch >= self.cfg.epochs else None
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.l_t = self.controllers.decision()[1]
+
+    def step(self, idx: np.ndarray) -> float:
+        state, samples = self.state, self.samples
+        loss = weight_step(self.engine, self.controllers, idx, samples.counts, samples.get, state.step, self.gumbel)
+        state.step += 1
+        return loss
+
+    def where(self, epoch: int) -> str:
+        return f"search epoch {epoch}, step {self.state.step}"
+
+    def after_step(self, epoch: int, idx: np.ndarray, targets: int) -> None:
+        """The architecture step, every `arch_every` weight steps once the warm-up is over."""
+        cfg, step, engine = self.cfg, self.state.step, self.engine
+        if step % cfg.arch_every != 0 or epoch <= cfg.warmup_epochs:
+            return
+        k = step // cfg.arch_every - 1  # architecture steps taken before this one
+        if cfg.arch_batch == "valid":
+            total = self.arch_batches.batch
+            share = _my_share(total, engine) if engine.world_size > 1 else None
+            batch = self.arch_batches.get(k, share)
+        else:  # the same training batch: its windows, scored at every target position
+            mine = np.concatenate(engine.my_parts(idx, self.samples.counts))
+            batch = ArchBatch.windows(*self.samples.get(mine)) if len(mine) else ArchBatch.empty(self.placement.device)
+            total = targets
+        if cfg.arch_lr_follows_tau:  # a pure function of the step, like tau: resumes see the same
+            for group in self.a_opt.param_groups:
+                group["lr"] = cfg.arch_lr * self.tau_at(step)
+        with engine.weights() as net:
+            _, self.l_t = arch_step(
+                cast(Supernet, net),
+                self.controllers,
+                self.a_opt,
+                batch,
+                step,
+                cfg.lam,
+                self.flops,
+                self.placement,
+                self.gumbel,
+                denominator=total,
+                resource=engine.rank == 0,
+            )
+        # alpha and beta are equal on every rank (summed gradients); a non-finite architecture loss on any
+        # rank makes them non-finite too, so this one check stops every rank.
+        worst = float(torch.stack([p.detach().abs().max() for p in self.controllers.parameters()]).max())
+        hint = f"lower search.arch_lr, now {cfg.arch_lr:g}, or search.lam, now {cfg.lam:g}"
+        stop_if_diverged(worst, "the largest architecture weight |alpha|, |beta|", self.where(epoch), hint)
+
+    def bar_fields(self, targets: int, seconds: float) -> dict[str, float]:
+        return {"tau": self.tau_at(self.state.step)}
+
+    def evaluate(self) -> dict[str, float]:
+        """The soft mixture (deterministic relaxation at the current step) on the validation split."""
+        with torch.no_grad():
+            self.p, self.q = p, q = self.controllers(self.state.step, noise=False)
+        placement = self.placement
+        with self.engine.weights() as net:
+
+            def score(seqs: Tensor, lengths: Tensor) -> Tensor:
+                with placement.autocast():
+                    return net.score(seqs, lengths, p, q)  # type: ignore[no-any-return, operator]
+
+            return self.evaluator.evaluate(score, "valid")
+
+    def record(self, t: EpochTotals) -> None:
+        candidates, depth = self.controllers.decision()
+        c, p, q = self.controllers, self.p, self.q
+        self.state.trajectory.append(
+            SearchEpoch(
+                epoch=t.epoch,
+                loss=t.loss,
+                tau=self.tau_at(self.state.step),
+                alpha=c.alpha.detach().cpu().tolist(),
+                beta=c.beta.detach().cpu().tolist(),
+                p=p.cpu().tolist(),
+                q=q.cpu().tolist(),
+                expected_flops=float(expected_flops(p, q, self.flops)),
+                l_t=self.l_t,
+                candidates=candidates,
+                depth=depth,
+                valid=t.valid,
+                seconds=t.seconds,
+            )
+        )
+
+    def selectable(self, epoch: int) -> bool:
+        return epoch > self.cfg.warmup_epochs  # a warm-up epoch's alpha and beta were never trained
+
+    def epoch_line(self) -> str:
+        e = self.state.trajectory[-1]
+        return (
+            f"search epoch {e.epoch}: loss {e.loss:.4f}, valid {SELECTION_METRIC} {e.valid[SELECTION_METRIC]:.4f}, "
+            f"E[FLOPs] {e.expected_flops / 1e6:.2f}M, candidates {e.candidates}, depth {e.depth}, "
+            f"tau {e.tau:.3f}, {e.seconds:.1f}s"
+        )
+
+    def resume_entries(self, engine_entries: dict[str, Any], best_weights: dict[str, Tensor]) -> dict[str, Any]:
+        return {
+            "weights": engine_entries,
+            "best_supernet": best_weights,
+            "controllers": self.controllers.state_dict(),
+            "a_opt": self.a_opt.state_dict(),
+            "gumbel_rng": self.gumbel.get_state(),
+            "state": self.state.to_dict(),
+        }
+
+    def restore(self, saved: dict[str, Any], source: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        weights = saved.get("weights") or {"model": saved["supernet"], "optimizer": saved["w_opt"]}  # old files
+        load_model_state(self.controllers, saved["controllers"], source)
+        self.a_opt.load_state_dict(saved["a_opt"])
+        self.gumbel.set_state(saved["gumbel_rng"])
+        self.state = SearchState.from_dict(saved["state"])
+        return weights, saved["best_supernet"]
 
 
 def _my_share(n_rows: int, engine: Engine) -> np.ndarray:

@@ -3,14 +3,13 @@
 Each epoch ends with a validation pass, `last.pt` (everything needed to resume) and, on improvement,
 `best.pt` (the model only). Started again on the same run directory, `fit` resumes after the last
 finished epoch; batch order and dropout seeds are pure functions of (seed, epoch), so a resumed run takes
-the same steps. The optimizer step goes through an engine (`dnsrec.train.engine`: plain torch or
-DeepSpeed ZeRO), on one process or several.
+the same steps. The epochs, checkpoints and resume are the loop the search shares (`dnsrec.train.epochs`);
+what is training's own is `_Fit`. The optimizer step goes through an engine (`dnsrec.train.engine`: plain
+torch or DeepSpeed ZeRO), on one process or several.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,18 +21,23 @@ from torch import Tensor
 
 from dnsrec.config import TrainConfig
 from dnsrec.data.sequences import SequenceData
-from dnsrec.errors import Diverged
 from dnsrec.evaluate import Evaluator
 from dnsrec.models import SASRec
 from dnsrec.train import distributed
 from dnsrec.train.batches import build_windows, pack_batches, prefix_batch, prefix_samples
-from dnsrec.train.checkpoint import STAMP_KEY, ConfigStamp, load_checkpoint, save_checkpoint
+from dnsrec.train.checkpoint import ConfigStamp
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import Engine, LossFn, make_engine
+from dnsrec.train.epochs import (
+    SELECTION_METRIC,
+    EpochLoop,
+    EpochPlan,
+    EpochState,
+    EpochTask,
+    EpochTotals,
+    ResumeFiles,
+)
 from dnsrec.train.loss import DEFAULT_CHUNK_ELEMENTS, item_cross_entropy
-from dnsrec.train.progress import Progress
-
-SELECTION_METRIC = "pop100/ndcg@10"  # docs/method.md: validation pop100 NDCG@10 drives early stopping
 
 
 @dataclass
@@ -61,16 +65,6 @@ class FitResult:
     @property
     def eval_seconds(self) -> float:
         return float(np.mean([h.eval_seconds for h in self.history])) if self.history else 0.0
-
-
-def stop_if_diverged(value: float, what: str, where: str, hint: str) -> None:
-    """Stop the run (Diverged) at the first non-finite loss: every later step, the architecture derived
-    from it and every metric would be garbage recorded as a success (a NaN run once became a Pareto point).
-    Called with values that are equal on every rank, so all ranks stop together."""
-    if not math.isfinite(value):
-        raise Diverged(
-            f"{Diverged.MARK} {what} is {value} at {where}; the run is stopped, nothing is recorded ({hint})"
-        )
 
 
 def scorer_of(model: SASRec, placement: Placement) -> Callable[[Tensor, Tensor], Tensor]:
@@ -175,96 +169,92 @@ def fit(
         model, window_loss(placement, cfg.ce_chunk), cfg, placement, batch=cfg.batch, weight_decay=cfg.weight_decay
     )
     samples = TrainingSamples(data, cfg.mode, placement.device)
-
-    result = FitResult(best_epoch=0, epochs=0, stopped="max_epochs", best_valid={})
-    best_state: dict[str, Tensor] = engine.state_dict()
-    best = -math.inf
-    last_path = run_dir / "last.pt" if run_dir else None
-    zero_dir = run_dir / "zero" / "fit" if run_dir else None
-    if last_path is not None and zero_dir is not None and distributed.broadcast_object(last_path.exists()):
-        state = load_checkpoint(last_path)
-        if stamp is not None:
-            stamp.check(state, last_path)
-        engine.load(zero_dir, state, last_path)
-        best_state, best = state["best_model"], state["best"]
-        result.history = [EpochLog(**h) for h in state["history"]]
-        result.best_epoch, result.epochs = state["best_epoch"], state["epoch"]
-        result.best_valid = result.history[result.best_epoch - 1].valid if result.best_epoch else {}
-        log(f"resuming from {last_path} after epoch {result.epochs}")
-
+    task = _Fit(engine, samples, evaluator, placement, cfg)
+    files = ResumeFiles.under(run_dir, "last.pt", "fit", stamp, best="best.pt")
+    epochs = EpochLoop(task, engine, samples, EpochPlan(cfg.seed, cfg.batch, cfg.bucket, cfg.progress), files, log)
+    epochs.resume()
     ranks = f", {engine.world_size} ranks" if engine.world_size > 1 else ""
     log(
         f"training on {placement.describe()}{ranks}, engine {_engine_name(engine)}: "
         f"{samples.n_targets:,} targets per epoch, mode={cfg.mode}"
     )
-    started = time.perf_counter() - sum(h.train_seconds + h.eval_seconds for h in result.history)
-    while (reason := _stop_reason(result, cfg, time.perf_counter() - started)) is None:
-        epoch = result.epochs + 1
-        torch.manual_seed(distributed.epoch_seed(cfg.seed, epoch, engine.rank))  # dropout masks
-        engine.set_training(True)
-        steps = samples.steps(cfg.batch, np.random.default_rng([cfg.seed, epoch]), cfg.bucket)
-        bar = Progress(len(steps), f"epoch {epoch}", enabled=cfg.progress and distributed.is_main())
-        t0, loss_sum, seen = time.perf_counter(), 0.0, 0
-        for idx in steps:
-            loss = engine.train_step(idx, samples.counts, samples.get)
-            stop_if_diverged(loss, "the training loss", f"epoch {epoch}", f"lower lr, now {cfg.lr:g}")
-            n = int(samples.counts[idx].sum())
-            loss_sum, seen = loss_sum + loss * n, seen + n
-            bar.update(1, loss=loss_sum / seen, targets_per_s=seen / (time.perf_counter() - t0))
-        bar.close()
-        train_seconds = time.perf_counter() - t0
+    stopped = epochs.run()
+    model.load_state_dict(epochs.best_weights)
+    state = task.state
+    best_valid = state.history[state.best_epoch - 1].valid if state.best_epoch else {}
+    return FitResult(state.best_epoch, state.epoch, stopped, best_valid, state.history)
 
-        engine.set_training(False)
-        t1 = time.perf_counter()
-        with engine.weights() as net:
-            valid = evaluator.evaluate(scorer_of(cast(SASRec, net), placement), "valid")
-        valid = distributed.broadcast_object(valid)  # rank 0's numbers decide, so every rank stops together
-        eval_seconds = time.perf_counter() - t1
-        entry = EpochLog(epoch, loss_sum / max(seen, 1), train_seconds, eval_seconds, seen / train_seconds, valid)
-        result.history.append(entry)
-        result.epochs = epoch
-        if valid[SELECTION_METRIC] > best:
-            best, result.best_epoch, result.best_valid = valid[SELECTION_METRIC], epoch, valid
-            best_state = engine.state_dict()
-            if run_dir and distributed.is_main():
-                save_checkpoint(run_dir / "best.pt", best_state)
-        log(
-            f"epoch {epoch}: loss {entry.loss:.4f}, {train_seconds:.1f}s train, {eval_seconds:.1f}s eval, "
-            f"valid {SELECTION_METRIC} {valid[SELECTION_METRIC]:.4f} (best {best:.4f} @ {result.best_epoch})"
+
+@dataclass
+class FitState(EpochState):
+    """`fit`'s resumable state: the loop's plus one `EpochLog` per finished epoch."""
+
+    history: list[EpochLog] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(h.train_seconds + h.eval_seconds for h in self.history)
+
+
+class _Fit(EpochTask[FitState]):
+    """Training a fixed model: one engine step per batch, early stopping on validation pop100 NDCG@10."""
+
+    name, label, loss_name = "training", "epoch", "the training loss"
+
+    def __init__(
+        self, engine: Engine, samples: TrainingSamples, evaluator: Evaluator, placement: Placement, cfg: TrainConfig
+    ) -> None:
+        self.engine, self.samples, self.evaluator, self.placement, self.cfg = engine, samples, evaluator, placement, cfg
+        self.lr = cfg.lr
+        self.state = FitState()
+
+    def stop_reason(self, elapsed: float) -> str | None:
+        state, cfg = self.state, self.cfg
+        if state.best_epoch and state.epoch - state.best_epoch >= cfg.patience:
+            return "patience"
+        if state.epoch >= cfg.max_epochs:
+            return "max_epochs"
+        if cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes:
+            return "time_budget"
+        return None
+
+    def step(self, idx: np.ndarray) -> float:
+        return self.engine.train_step(idx, self.samples.counts, self.samples.get)
+
+    def evaluate(self) -> dict[str, float]:
+        with self.engine.weights() as net:
+            return self.evaluator.evaluate(scorer_of(cast(SASRec, net), self.placement), "valid")
+
+    def record(self, t: EpochTotals) -> None:
+        per_second = t.targets / t.train_seconds
+        self.state.history.append(EpochLog(t.epoch, t.loss, t.train_seconds, t.eval_seconds, per_second, t.valid))
+
+    def epoch_line(self) -> str:
+        state, entry = self.state, self.state.history[-1]
+        return (
+            f"epoch {entry.epoch}: loss {entry.loss:.4f}, {entry.train_seconds:.1f}s train, "
+            f"{entry.eval_seconds:.1f}s eval, valid {SELECTION_METRIC} {entry.valid[SELECTION_METRIC]:.4f} "
+            f"(best {state.best:.4f} @ {state.best_epoch})"
         )
-        if last_path is not None and zero_dir is not None:
-            tag = f"epoch-{epoch}"
-            entries = engine.save(zero_dir, tag)
-            if distributed.is_main():
-                stamped = {STAMP_KEY: stamp.entry()} if stamp is not None else {}
-                save_checkpoint(last_path, {**entries, **_resume_state(result, best_state, best), **stamped})
-                engine.prune(zero_dir, keep=tag)
-            distributed.barrier()
-    result.stopped = reason
-    model.load_state_dict(best_state)
-    return result
+
+    # last.pt: the engine's entries at the top level, beside the best weights and the state's fields
+    def resume_entries(self, engine_entries: dict[str, Any], best_weights: dict[str, Tensor]) -> dict[str, Any]:
+        state = self.state
+        return {
+            **engine_entries,
+            "best_model": best_weights,
+            "best": state.best,
+            "best_epoch": state.best_epoch,
+            "epoch": state.epoch,
+            "history": [asdict(h) for h in state.history],
+        }
+
+    def restore(self, saved: dict[str, Any], source: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        history = [EpochLog(**h) for h in saved["history"]]
+        self.state = FitState(int(saved["epoch"]), float(saved["best"]), int(saved["best_epoch"]), history)
+        return saved, saved["best_model"]
 
 
 def _engine_name(engine: Engine) -> str:
     stage = getattr(engine, "zero_stage", None)
     return engine.kind + (f" ZeRO-{stage}" if stage is not None else "")
-
-
-def _stop_reason(result: FitResult, cfg: TrainConfig, elapsed: float) -> str | None:
-    if result.best_epoch and result.epochs - result.best_epoch >= cfg.patience:
-        return "patience"
-    if result.epochs >= cfg.max_epochs:
-        return "max_epochs"
-    if cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes:
-        return "time_budget"
-    return None
-
-
-def _resume_state(result: FitResult, best_state: dict[str, Tensor], best: float) -> dict[str, Any]:
-    return {
-        "best_model": best_state,
-        "best": best,
-        "best_epoch": result.best_epoch,
-        "epoch": result.epochs,
-        "history": [asdict(h) for h in result.history],
-    }

@@ -13,7 +13,7 @@ from dnsrec.compose import compose
 from dnsrec.config.run import TrainRunConfig
 from dnsrec.errors import CheckpointError
 from dnsrec.pipeline import train_run
-from dnsrec.train import loop
+from dnsrec.train import epochs
 
 TINY = [*TINY_TRAIN, "train.engine=deepspeed", "train.zero_stage=2"]
 QUIET = {"log": lambda _: None}
@@ -37,17 +37,17 @@ def test_killed_after_an_epoch_resumes_from_the_zero_checkpoint(
     straight = train_run(tiny("train.max_epochs=3"), tmp_path / "straight", **QUIET)
 
     # "Killed" at the end of epoch 2, right after its checkpoint was written (the process dies there).
-    real_save = loop.save_checkpoint
+    real_save = epochs.save_checkpoint
 
     def save_then_die(path: Path, state: dict) -> None:
         real_save(path, state)
         if path.name == "last.pt" and state["epoch"] == 2:
             raise Killed
 
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(epochs, "save_checkpoint", save_then_die)
     with pytest.raises(Killed):
         train_run(tiny("train.max_epochs=3"), tmp_path / "resumed", **QUIET)
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    monkeypatch.setattr(epochs, "save_checkpoint", real_save)
     assert "epoch-2" in tags(tmp_path / "resumed")
 
     logs: list[str] = []
