@@ -153,7 +153,7 @@ class Suite:
     @staticmethod
     def windows_batch(data: SequenceData) -> int:
         """Target positions in 256 training windows on average: STACK.md's step, in the project's units."""
-        windows = build_windows(data)
+        windows = build_windows(data, overlap=TrainConfig().window_overlap)  # the overlap `train` trains with
         return round(256 * int((windows.targets > 0).sum()) / len(windows.targets))
 
     # ------------------------------------------------------------------ data

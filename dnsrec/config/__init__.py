@@ -135,6 +135,20 @@ class TrainConfig:
     # Logits per chunk of the cross-entropy over the catalogue (dnsrec.train.loss): bounds its memory to about
     # 4 bytes x ce_chunk x 2; 0 = unchunked (all targets x items logits at once, for comparisons).
     ce_chunk: int = dataclasses.field(default=1 << 25, metadata={"check": non_negative_int})
+    # The overlap fraction o of consecutive training windows (dnsrec.train.batches): stride floor(N (1 - o)), each
+    # target then sees at least min(o N, history) items. 0.5 (the default) gives the windows of before; as o -> 1
+    # the work nears the per-prefix formulation's (one window per target).
+    window_overlap: float = dataclasses.field(
+        default=0.5,
+        metadata={
+            "check": lambda k, v: check(
+                k,
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0.5 <= v < 1,
+                "a fraction in [0.5, 1)",
+                v,
+            )
+        },
+    )
     bucket: bool = True  # group windows of similar length into a step and trim its padding (speed only)
     progress: bool = True
     # Training engine (dnsrec.train.engine): plain torch, or DeepSpeed with ZeRO stage 0-3. Either runs on one

@@ -147,7 +147,7 @@ def search(
         weight_decay=cfg.weight_decay,
     )
     distributed.broadcast_module_(controllers)
-    samples = TrainingSamples(data, "window", placement.device)
+    samples = TrainingSamples(data, "window", placement.device, train.window_overlap)
 
     # The temperature is a pure function of cfg, the data and the step, so a resumed search gets the same.
     per_epoch = len(samples.steps(cfg.batch, np.random.default_rng([train.seed, 1]), train.bucket))

@@ -6,15 +6,19 @@ target s[t] must be predicted from its prefix s[:t].
 - Per prefix (RecBole): one sample per target, the last N items of s[:t], loss on its last position.
 - Windows (ours): windows of N inputs s[a:a+N] with targets s[a+1:a+N+1] and causal attention, so
   position p predicts s[a+p+1] from s[a..a+p]. Windows are counted back from the end of s, consecutive
-  windows overlap by N/2, and each target's loss is taken in the EARLIEST window that covers it, so
-  a target sees at least min(N/2, t) items (per prefix: min(N, t)). For T <= N + 1 there is one window
-  and the two formulations give identical logits.
+  windows overlap by a fraction o of N (`train.window_overlap`, default 0.5: the stride is
+  floor(N (1 - o)), N//2 at the default), and each target's loss is taken in the EARLIEST window that
+  covers it, so a target sees at least min(N - stride + 1, t) >= min(o N, t) items (per prefix:
+  min(N, t)). More overlap means more windows (about 1 / (1 - o) times the targets' positions fed
+  through the model) and longer contexts. For T <= N + 1 there is one window and the two formulations
+  give identical logits.
 
 Batch sizes count target positions: a step takes windows until it holds about `batch` targets.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,19 +38,35 @@ class Windows:
         return int((self.targets > 0).sum())
 
 
-def window_starts(n_targets: int, n: int) -> list[int]:
+DEFAULT_WINDOW_OVERLAP = 0.5  # train.window_overlap
+
+
+def window_stride(n: int, overlap: float = DEFAULT_WINDOW_OVERLAP) -> int:
+    """Items between consecutive window starts: floor(N (1 - o)), at least 1.
+
+    Floored, not rounded, so that consecutive windows share at least o N items (the guarantee the
+    module docstring states) and the default o = 0.5 gives exactly N // 2 for odd N too. The small
+    tolerance keeps e.g. 50 * (1 - 0.8) = 9.999... at 10."""
+    if not 0 <= overlap < 1:
+        raise ValueError(f"window overlap must be in [0, 1), got {overlap!r}")
+    return max(1, math.floor(n * (1 - overlap) + 1e-9))
+
+
+def window_starts(n_targets: int, n: int, overlap: float = DEFAULT_WINDOW_OVERLAP) -> list[int]:
     """Start offsets, chronological, of the windows over a training sequence with `n_targets` targets."""
     if n_targets <= n:
         return [0]
+    stride = window_stride(n, overlap)
     starts, a = [], n_targets - n  # the last window's targets end at the last target
     while a > 0:
         starts.append(a)
-        a -= n // 2
+        a -= stride
     starts.append(0)
     return starts[::-1]
 
 
-def build_windows(data: SequenceData, max_len: int | None = None) -> Windows:
+def build_windows(data: SequenceData, max_len: int | None = None, overlap: float = DEFAULT_WINDOW_OVERLAP) -> Windows:
+    """Every user's training windows at `overlap` (`train.window_overlap`)."""
     n = max_len or data.max_len
     inputs_rows: list[np.ndarray] = []
     targets_rows: list[np.ndarray] = []
@@ -56,7 +76,7 @@ def build_windows(data: SequenceData, max_len: int | None = None) -> Windows:
         if n_t < 1:
             continue
         covered = 0  # targets 1..covered were taken by earlier windows
-        for a in window_starts(n_t, n):
+        for a in window_starts(n_t, n, overlap):
             inp = np.zeros(n, dtype=np.int64)
             tgt = np.zeros(n, dtype=np.int64)
             width = min(n, n_t - a)

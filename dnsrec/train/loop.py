@@ -24,7 +24,13 @@ from dnsrec.data.sequences import SequenceData
 from dnsrec.evaluate import Evaluator
 from dnsrec.models import SASRec
 from dnsrec.train import distributed
-from dnsrec.train.batches import build_windows, pack_batches, prefix_batch, prefix_samples
+from dnsrec.train.batches import (
+    DEFAULT_WINDOW_OVERLAP,
+    build_windows,
+    pack_batches,
+    prefix_batch,
+    prefix_samples,
+)
 from dnsrec.train.checkpoint import ConfigStamp
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import Engine, LossFn, make_engine
@@ -78,10 +84,12 @@ def scorer_of(model: SASRec, placement: Placement) -> Callable[[Tensor, Tensor],
 class TrainingSamples:
     """The epoch's training samples in either formulation, as (inputs, targets) device tensors per step."""
 
-    def __init__(self, data: SequenceData, mode: str, device: torch.device) -> None:
+    def __init__(
+        self, data: SequenceData, mode: str, device: torch.device, overlap: float = DEFAULT_WINDOW_OVERLAP
+    ) -> None:
         self.data, self.mode, self.device = data, mode, device
         if mode == "window":
-            w = build_windows(data)
+            w = build_windows(data, overlap=overlap)  # `train.window_overlap`
             self.inputs = torch.from_numpy(w.inputs).to(device)
             self.targets = torch.from_numpy(w.targets).to(device)
             self.counts = (w.targets > 0).sum(axis=1)
@@ -168,7 +176,7 @@ def fit(
     engine = make_engine(
         model, window_loss(placement, cfg.ce_chunk), cfg, placement, batch=cfg.batch, weight_decay=cfg.weight_decay
     )
-    samples = TrainingSamples(data, cfg.mode, placement.device)
+    samples = TrainingSamples(data, cfg.mode, placement.device, cfg.window_overlap)
     task = _Fit(engine, samples, evaluator, placement, cfg)
     files = ResumeFiles.under(run_dir, "last.pt", "fit", stamp, best="best.pt")
     epochs = EpochLoop(task, engine, samples, EpochPlan(cfg.seed, cfg.batch, cfg.bucket, cfg.progress), files, log)
