@@ -220,7 +220,12 @@ def phase_search(args: argparse.Namespace, data: SequenceData) -> dict[str, Any]
         with placement.autocast():
             return supernet.score(seqs, lengths, p, q)  # type: ignore[no-any-return]
 
-    valid_s = sampled_eval(evaluator, score, ("pop100", "full"), args, placement)["s_per_split_extrapolated"]
+    valid = sampled_eval(evaluator, score, ("pop100", "full"), args, placement)
+    valid_s, valid_cpu = (
+        valid["s_per_split_extrapolated"],
+        valid.get("cpu_s_per_split_extrapolated", valid.get("cpu_s")),
+    )
+    weight_cpu_s, arch_cpu_s = statistics.mean(weight_cpu[1:] or weight_cpu), statistics.mean(arch_cpu[1:] or arch_cpu)
     return {
         "supernet": {"d": space.d, "inner": space.inner, "layers": space.n_layers, "heads": space.n_heads},
         "precision": "bf16" if placement.bf16 else "fp32",
@@ -230,11 +235,13 @@ def phase_search(args: argparse.Namespace, data: SequenceData) -> dict[str, Any]
         "arch_steps_per_epoch": n_arch,
         "timed_steps": len(weight_s) - 1,
         "s_per_weight_step": w,
-        "cpu_s_per_weight_step": statistics.mean(weight_cpu[1:] or weight_cpu),
-        "cpu_s_per_arch_step": statistics.mean(arch_cpu[1:] or arch_cpu),
+        "cpu_s_per_weight_step": weight_cpu_s,
+        "cpu_s_per_arch_step": arch_cpu_s,
         "s_per_arch_step": a,
         "valid_eval_s_extrapolated": valid_s,
         "s_per_epoch_extrapolated": len(steps) * w + n_arch * a + valid_s,
+        "valid_eval_cpu_s_extrapolated": valid_cpu,
+        "cpu_s_per_epoch_extrapolated": len(steps) * weight_cpu_s + n_arch * arch_cpu_s + valid_cpu,
     }
 
 
@@ -248,7 +255,12 @@ def sampled_eval(
     if args.eval_users >= n_users:
         with torch.no_grad():
             s = timed(lambda: evaluator.ranks(scorer, "valid", protocols), placement, cpu)
-        return {"users_timed": n_users, "s_per_split_extrapolated": s, "cpu_s": cpu[0], "extrapolated": False}
+        return {
+            "users_timed": n_users,
+            "s_per_split_extrapolated": s,
+            "cpu_s_per_split_extrapolated": cpu[0],
+            "extrapolated": False,
+        }
     state = evaluator._state["valid"]  # the benchmark times the Evaluator's own batch step on a sample
     starts = spread(list(range(0, n_users, size)), max(1, args.eval_users // size))
     seconds, users = [], []
