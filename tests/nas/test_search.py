@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from dnsrec.compose import compose
 from dnsrec.config import TrainConfig
 from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
+from dnsrec.errors import CheckpointError
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.arch_step import ArchBatches, arch_step
 from dnsrec.nas.controllers import Controllers, temperature
@@ -23,6 +25,7 @@ from dnsrec.nas.search import candidate_flops, search, supernet_loss, weight_ste
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.pipeline import dnsrec_run
+from dnsrec.train.checkpoint import load_checkpoint, save_checkpoint
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import make_engine
 
@@ -172,3 +175,28 @@ def test_bad_run_input_is_refused_at_start(
     err = capsys.readouterr().err
     assert err.startswith("dnsrec: error:") and message in err and "Traceback" not in err
     assert not (tmp_path / "result.json").exists() and not (tmp_path / "search.pt").exists()
+
+
+def test_search_pt_of_the_older_layout_resumes_and_a_damaged_one_is_one_clear_error(tmp_path: Path) -> None:
+    """`search.pt` keeps its layout (SearchState saved as a plain dict): a file with the weights under the
+    oldest keys (supernet, w_opt) still resumes; one missing an entry is a CheckpointError naming the file."""
+    cfg = tiny("search.epochs=1", "search.arch_every=1")
+    data = load_dataset("gowalla-100")
+
+    def run(log: list[str]) -> Any:
+        supernet, controllers, evaluator, _ = setup()
+        return search(supernet, controllers, data, evaluator, cfg.search, cfg.train, tmp_path, log=log.append)
+
+    first = run([])
+    saved = load_checkpoint(tmp_path / "search.pt")
+    weights = saved.pop("weights")
+    save_checkpoint(tmp_path / "search.pt", {**saved, "supernet": weights["model"], "w_opt": weights["optimizer"]})
+    logs: list[str] = []
+    again = run(logs)  # nothing left to run: the state, decision and trajectory come from the file
+    assert any(line.startswith("resuming search from") and "after epoch 1" in line for line in logs)
+    assert again.trajectory == first.trajectory and again.architecture == first.architecture
+
+    del saved["a_opt"]
+    save_checkpoint(tmp_path / "search.pt", {**saved, "weights": weights})
+    with pytest.raises(CheckpointError, match=r"search\.pt is not a search resume file .*\(KeyError: 'a_opt'\)"):
+        run([])
