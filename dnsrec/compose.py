@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dnsrec.data import presets
 from dnsrec.errors import ConfigError
 
 CONFIG_DIR = Path(os.environ.get("DNSREC_CONFIG_DIR", Path(__file__).resolve().parent.parent / "sweeps"))
@@ -24,6 +23,8 @@ def register_dataset_group() -> None:
     """Hydra's group `dataset`: one entry per preset, holding its `run_keys()` (what `sweeps/dataset/*.yaml`
     held). Called before every composition, so the group is always exactly the presets."""
     from hydra.core.config_store import ConfigStore
+
+    from dnsrec.data import presets  # here, not at the top: `dnsrec --help` and `dnsrec results` need no numpy
 
     store = ConfigStore.instance()
     store.repo.pop("dataset", None)  # a preset removed since (a test's) is no longer an option
@@ -35,6 +36,8 @@ def _check_datasets(overrides: list[str]) -> None:
     """Every preset a `dataset=NAME` (or `dataset=A,B` sweep) override names exists: else `get_preset`'s
     error listing the known names, the same as `load_dataset` gives, instead of Hydra's missing-file one."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from dnsrec.data import presets
 
     for override in OverridesParser.create().parse_overrides(overrides):
         if override.key_or_group != "dataset" or override.package is not None:
