@@ -196,10 +196,8 @@ def write_model(model: SASRec, fmt: str, out: Path, meta: dict[str, Any]) -> Non
     example = example_inputs(n_items, max_len, [max_len, max_len // 2, 1])
     check = example_inputs(n_items, max_len, [1, 2, max_len, max_len - 3, max_len // 3], seed=1)
     trimmed = example_inputs(n_items, max_len, [1, 2, 3], seed=2)
-    trimmed = (
-        trimmed[0][:, :3],
-        trimmed[1],
-    )  # padding trimmed, as the evaluator passes short histories    out.parent.mkdir(parents=True, exist_ok=True)
+    trimmed = (trimmed[0][:, :3], trimmed[1])  # padding trimmed, as the evaluator passes short histories
+    out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)

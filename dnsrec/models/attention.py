@@ -47,6 +47,11 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor, block: i
     qf, kf = linrec_feature(q.contiguous()), linrec_feature(k.contiguous())
     kf = kf * key_mask[:, None, :, None].to(kf.dtype)  # padding keys contribute nothing
     b, h, n, dh = q.shape
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        # An exported model is called with padding trimmed to any length; the block count below is Python
+        # arithmetic a trace would freeze, so exports take the quadratic form, whose shapes follow the input.
+        scores = (qf @ kf.transpose(-2, -1)).masked_fill(~causal_mask(n, q.device), 0.0)
+        return (scores @ v) / math.sqrt(dh)
     pad = (-n) % block
     if pad:
         qf, kf, v = (F.pad(x, (0, 0, 0, pad)) for x in (qf, kf, v))
