@@ -25,7 +25,7 @@ ALLOWED = {
     "sweep": {"pipeline", "launch", "results", "run_result", "compose"},
     "recording": {"train", "results", "run_result"},
     "multirun": {"recording", "pipeline", "compose"},
-    "reproduce": {"pipeline", "launch", "results", "run_result", "compose"},
+    "reproduce": {"pipeline", "launch", "results", "run_result", "compose", "data"},
     "export": {"models", "nas", "train", "data", "run_result"},
 }
 SHARED = {"errors", "config", "files", "__init__"}
