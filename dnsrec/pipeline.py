@@ -38,9 +38,9 @@ from dnsrec.evaluate import RANKS_FILE, Evaluator, protocol_metrics, write_ranks
 from dnsrec.measure import environment, inference_seconds, peak_memory_mb
 from dnsrec.models import FDSA, FDSAConfig, SASRec, SASRecConfig, SASRecF, padded_table
 from dnsrec.nas.architecture import Architecture
-from dnsrec.nas.controllers import Controllers
-from dnsrec.nas.derive import build_compact, transfer_weights
+from dnsrec.nas.derive import build_compact, gate_parameter_names, retrained_architecture, transfer_weights
 from dnsrec.nas.flops import model_flops
+from dnsrec.nas.methods import search_method
 from dnsrec.nas.search import search
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
@@ -270,17 +270,21 @@ def train_run(cfg: TrainRunConfig, run_dir: Path, log: Log = print) -> RunResult
 
 
 def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
-    """Search, derive, retrain, evaluate: the whole DNS-Rec method as one call."""
+    """Search, derive, retrain, evaluate: the whole DNS-Rec method as one call (or a NAS baseline's search over
+    the same supernet, `search.method`: dnsrec.nas.methods)."""
     run = _setup("run", cfg, run_dir, log)
     data, evaluator, log = run.data, run.evaluator, run.log
-    space = cfg.space(data)  # validates pruning, gates and heads before any training
+    method = search_method(cfg.search.method)
+    space = method.space(cfg.space(data))  # validates pruning, gates and heads before any training
     supernet = Supernet(space)
-    controllers = Controllers(space.n_layers, space.m, cfg.search.per_layer_alpha, cfg.search.relax)
+    controllers = method.controllers(space, cfg.search)
     run_dir.mkdir(parents=True, exist_ok=True)
     log(
         f"search space: widths {space.hidden_widths} x inner {space.inner_widths}, "
-        f"L={space.n_layers}, L_d={space.gate_layers}"
+        f"L={space.n_layers}, L_d={space.gate_layers}, method {method.label}"
     )
+    for note in method.notes():
+        log(f"note: {note}")
     found = search(
         supernet, controllers, data, evaluator, cfg.search, cfg.train, run_dir=run_dir, log=log, stamp=run.stamp
     )
@@ -290,9 +294,11 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     log(f"decision (epoch {found.best_epoch}): depth {arch.depth}, widths {arch.hidden}, inner {arch.inner_widths}")
 
     torch.manual_seed(cfg.train.seed)
-    compact = build_compact(arch, space, cfg.retrain.shape)
-    if cfg.retrain.init == "transfer":
-        transfer_weights(found.best_weights, compact)
+    retrained = retrained_architecture(arch, cfg.retrain.gate_layers)
+    compact = build_compact(retrained, space, cfg.retrain.shape)
+    if cfg.retrain.init == "transfer":  # gates at another depth than searched have no weights to take
+        fresh = gate_parameter_names(compact) if retrained.gate_layers != arch.gate_layers else set()
+        transfer_weights(found.best_weights, compact, fresh)
     # The retraining starts from the search's outcome, which search.epochs (not stamped) can change.
     searched = run.stamp.with_values(searched={"steps": found.steps, "best_epoch": found.best_epoch})
     outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log, stamp=searched)
@@ -305,8 +311,15 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
         run_dir,
         **_unpruned_figures(space),
         seconds={"search": found.seconds},
-        architecture=arch.to_dict(),
-        search={"best_epoch": found.best_epoch, "steps": found.steps, "trajectory": found.trajectory},
+        architecture=retrained.to_dict(),
+        search={
+            "best_epoch": found.best_epoch,
+            "steps": found.steps,
+            "trajectory": found.trajectory,
+            **({"searched_architecture": arch.to_dict()} if retrained != arch else {}),
+            **method.summary(controllers),
+        },
+        notes=method.notes(),
     )
     _write(result, run_dir)
     return result
@@ -324,6 +337,7 @@ def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = pr
             )
 
     run = _setup("retrain", cfg, run_dir, log, check=check, architecture=arch.to_dict())
+    arch = retrained_architecture(arch, cfg.retrain.gate_layers)
     compact = build_compact(arch, cfg.space(run.data), cfg.retrain.shape)
     outcome = fit(compact, run.data, run.evaluator, cfg.retrain_train(), run_dir=run_dir, log=run.log, stamp=run.stamp)
     space = cfg.space(run.data)

@@ -55,6 +55,9 @@ class RunResult:
     peak_memory_mb: float = 0.0  # CUDA: max allocated; CPU: the process's max resident set
     architecture: dict[str, Any] | None = None  # the searched or given Architecture (DNS-Rec stages)
     search: dict[str, Any] | None = None  # best_epoch, steps, per-epoch trajectory of alpha, beta, tau, ...
+    # What a reader must know about how the numbers were made, e.g. that search.method=recnas is a reconstruction
+    # (dnsrec.nas.methods); empty for most runs.
+    notes: list[str] = field(default_factory=list)
     protocols: dict[str, str] = field(default_factory=lambda: dict(PROTOCOL_DESCRIPTIONS))
     schema_version: int = SCHEMA_VERSION
 

@@ -18,6 +18,8 @@ T = TypeVar("T")
 # The choices of the method's config keys: one home, read by the validators below and by dnsrec.nas.
 RELAXATIONS = ("softmax", "gumbel")  # search.relax
 TAU_SCHEDULES = ("steps", "search")  # search.tau_schedule
+# search.method: DNS-Rec, or a NAS baseline over the same supernet (dnsrec.nas.methods; RecNAS is a reconstruction)
+SEARCH_METHODS = ("dnsrec", "darts", "proxyless", "recnas")
 RETRAIN_SHAPES = ("narrow", "wide")  # retrain.shape
 MAX_GATE_LAYERS = 4  # gates.layers in 0..4 (paper section 3.7)
 ATTENTIONS = ("linear", "softmax")  # attention, model.attention: LinRec's linear attention or softmax
@@ -216,6 +218,13 @@ class SearchConfig:
     # step (ProxylessNAS-style warm-up: the controllers then compare trained candidates, not random ones).
     # Warm-up epochs are not eligible as the decision epoch. A fraction, so short searches keep their epochs.
     warmup: float = dataclasses.field(default=0.0, metadata={"check": _non_negative_float})
+    # The search method over the supernet (docs/method.md "Baselines"): dnsrec (bilevel controllers, gates, the
+    # L_t-scaled FLOPs term), or a NAS baseline without gates: darts (softmax mixture, no resource term), proxyless
+    # (one sampled path per step, binarised path gradients, expected-FLOPs term), recnas (a reconstruction:
+    # annealed softmax, progressive pruning, FLOPs-bounded selection).
+    method: str = dataclasses.field(default="dnsrec", metadata={"check": one_of(*SEARCH_METHODS)})
+    # recnas only: the FLOPs bound of the selected architecture, a fraction of the un-pruned supernet's layers.
+    flops_budget: float = dataclasses.field(default=0.5, metadata={"check": positive_float})
 
     @property
     def warmup_epochs(self) -> int:
@@ -225,6 +234,13 @@ class SearchConfig:
         check("search.warmup", self.warmup < 1, "a fraction in [0, 1)", self.warmup)
         check("search.tau_final", self.tau_final <= 1, "a number in (0, 1]", self.tau_final)
         check("search.lam", not isinstance(self.lam, bool), "a number >= 0", self.lam)
+        check("search.flops_budget", self.flops_budget <= 1, "a fraction in (0, 1]", self.flops_budget)
+        check(
+            "search.relax",
+            self.relax == "softmax" or self.method in ("dnsrec", "recnas"),
+            f"softmax with search.method={self.method} (it relaxes by its own rule)",
+            self.relax,
+        )
 
 
 @dataclass(frozen=True)
@@ -249,3 +265,16 @@ class RetrainConfig:
     max_epochs: int = dataclasses.field(default=200, metadata={"check": positive_int})
     patience: int = dataclasses.field(default=10, metadata={"check": positive_int})
     batch: int = dataclasses.field(default=2048, metadata={"check": positive_int})
+    # L_d of the retrained model's data-aware gates; None = the searched architecture's (Table 6 "Retrain Only"
+    # retrains with other gates than the search had).
+    gate_layers: int | None = dataclasses.field(
+        default=None,
+        metadata={
+            "check": lambda k, v: check(
+                k,
+                v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_GATE_LAYERS),
+                f"null or an integer in 0..{MAX_GATE_LAYERS}",
+                v,
+            )
+        },
+    )

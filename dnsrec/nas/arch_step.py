@@ -1,4 +1,5 @@
-"""The architecture step of the bilevel search (paper Eq. 13-14): CE + lambda * L_RC on alpha and beta.
+"""The architecture step of the bilevel search (paper Eq. 13-14): CE + lambda * L_RC on alpha and beta
+(`resource_loss` lives with the controllers, `dnsrec.nas.controllers`, and is re-exported here).
 
 An architecture batch is a set of sequences and the (row, position) pairs whose outputs are scored:
 - validation batches (the paper): each user's whole validation input, scored at its last position;
@@ -18,8 +19,7 @@ import torch
 from torch import Tensor
 
 from dnsrec.evaluate import Evaluator
-from dnsrec.nas.controllers import Controllers
-from dnsrec.nas.flops import expected_flops
+from dnsrec.nas.controllers import Controllers, resource_loss
 from dnsrec.nas.supernet import Supernet
 from dnsrec.train import distributed
 from dnsrec.train.device import Placement
@@ -93,19 +93,32 @@ class ArchBatches:
         return ArchBatch.last_positions(self.seqs[idx, :width], self.lengths[idx], self.targets[idx])
 
 
-def resource_loss(p: Tensor, q: Tensor, flops: Tensor, l_t: int, n_layers: int) -> Tensor:
-    """L_RC of Eq. 12 as the published code computes it:
-
-        f_i = F_i / (F_max - F_min),  L_RC = (L_t / L) * sum_j q_j * sum_{l<=j} sum_i p[l, i] f_i
-
-    with F_max, F_min the largest and smallest cost of ONE layer's candidates. (Dividing by the whole
-    network's range, L * F_max - F_min, makes lambda about L + 1 times weaker than the paper's.)
-    `flops` is (m,) or (L, m); for layer-dependent costs the widest layer's range is the normaliser.
-    """
-    span = (flops.amax(dim=-1) - flops.amin(dim=-1)).max()
-    if not span > 0:  # one candidate per layer: nothing to trade, scale by the layer's own cost
-        span = flops.max()
-    return (l_t / n_layers) * expected_flops(p, q, flops) / span
+def arch_ce(
+    supernet: Supernet,
+    p: Tensor,
+    q: Tensor,
+    batch: ArchBatch,
+    placement: Placement,
+    denominator: float | None = None,
+) -> Tensor:
+    """CE at the batch's scored positions as a function of the relaxed (p, q) (zero for an empty batch). The
+    supernet's weights enter as detached constants, so no weight receives a gradient (nor do an engine's
+    gradient hooks fire)."""
+    if not len(batch):
+        return torch.zeros((), device=p.device)
+    weights = {name: w.detach() for name, w in supernet.named_parameters()}
+    with placement.autocast():
+        if batch.one_per_row:
+            hidden = torch.func.functional_call(supernet, weights, (batch.seqs, p, q, batch.cols))
+        else:
+            hidden = torch.func.functional_call(supernet, weights, (batch.seqs, p, q))[batch.rows, batch.cols]
+    return item_cross_entropy(
+        hidden,
+        supernet.output_weight.detach(),
+        batch.targets,
+        compute_dtype=placement.compute_dtype,
+        denominator=denominator,
+    )
 
 
 def arch_loss_parts(
@@ -118,25 +131,10 @@ def arch_loss_parts(
     placement: Placement,
     denominator: float | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """The two terms of Eq. 13 as functions of the relaxed (p, q): CE at the batch's scored positions
-    (zero for an empty batch) and L_RC. The supernet's weights enter as detached constants, so no weight
-    receives a gradient (nor do an engine's gradient hooks fire)."""
-    ce = torch.zeros((), device=p.device)
-    if len(batch):
-        weights = {name: w.detach() for name, w in supernet.named_parameters()}
-        with placement.autocast():
-            if batch.one_per_row:
-                hidden = torch.func.functional_call(supernet, weights, (batch.seqs, p, q, batch.cols))
-            else:
-                hidden = torch.func.functional_call(supernet, weights, (batch.seqs, p, q))[batch.rows, batch.cols]
-        ce = item_cross_entropy(
-            hidden,
-            supernet.output_weight.detach(),
-            batch.targets,
-            compute_dtype=placement.compute_dtype,
-            denominator=denominator,
-        )
-    return ce, resource_loss(p, q, flops, l_t, supernet.space.n_layers)
+    """The two terms of DNS-Rec's Eq. 13 as functions of the relaxed (p, q): `arch_ce` and L_RC."""
+    return arch_ce(supernet, p, q, batch, placement, denominator), resource_loss(
+        p, q, flops, l_t, supernet.space.n_layers
+    )
 
 
 def arch_step(
@@ -153,7 +151,8 @@ def arch_step(
     denominator: float | None = None,
     resource: bool = True,
 ) -> tuple[Tensor, int]:
-    """One step on alpha, beta: CE at the batch's scored positions + lambda * L_RC (Eq. 13).
+    """One step on alpha, beta: CE at the batch's scored positions + lambda * the controllers' resource term
+    (DNS-Rec: L_RC, Eq. 13; a baseline's own, or none: `Controllers.resource_term`).
 
     L_t = argmax(beta) + 1 is taken here, before the step, as a constant (no gradient through it).
 
@@ -163,8 +162,9 @@ def arch_step(
     """
     l_t = controllers.decision()[1]
     p, q = controllers(step, generator=generator)
-    ce, rc = arch_loss_parts(supernet, p, q, batch, flops, l_t, placement, denominator)
-    loss = ce + lam * rc if resource else ce
+    ce = arch_ce(supernet, p, q, batch, placement, denominator)
+    rc = controllers.resource_term(p, q, flops, l_t) if resource else None
+    loss = ce if rc is None else ce + lam * rc
     opt.zero_grad(set_to_none=True)
     if loss.requires_grad:
         loss.backward()

@@ -3,6 +3,10 @@
 They live in their own module with their own optimizer and are passed to the supernet as ARGUMENTS
 (p, q), as DARTS does — no hidden state inside the supernet. The temperature is a pure function of the
 weight-update step (the published code decrements it inside forward(), evaluation included).
+
+`Controllers` is DNS-Rec's. The NAS baselines over the same supernet (DARTS, ProxylessNAS, RecNAS) are
+subclasses in `dnsrec.nas.methods` that override what their method does differently: the relaxation
+(`forward`), the resource term (`resource_term`), the decision, and an epoch hook (`begin_epoch`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dnsrec.config import RELAXATIONS
+from dnsrec.nas.flops import expected_flops
 
 
 def temperature(step: int, start: float = 1.0, decay: float = 5e-5, floor: float = 0.01) -> float:
@@ -41,6 +46,25 @@ class TemperatureSchedule:
 
     def __call__(self, step: int) -> float:
         return temperature(max(0, step - self.hold), self.start, self.decay, self.floor)
+
+
+def flops_span(flops: Tensor) -> Tensor:
+    """F_max - F_min of ONE layer's candidates (`flops` (m,) or (L, m): the widest layer's range), the unit of
+    the resource terms; with one candidate per layer nothing is traded and the layer's own cost is the unit."""
+    span = (flops.amax(dim=-1) - flops.amin(dim=-1)).max()
+    return span if span > 0 else flops.max()
+
+
+def resource_loss(p: Tensor, q: Tensor, flops: Tensor, l_t: int, n_layers: int) -> Tensor:
+    """L_RC of Eq. 12 as the published code computes it:
+
+        f_i = F_i / (F_max - F_min),  L_RC = (L_t / L) * sum_j q_j * sum_{l<=j} sum_i p[l, i] f_i
+
+    with F_max, F_min the largest and smallest cost of ONE layer's candidates (`flops_span`). (Dividing by the
+    whole network's range, L * F_max - F_min, makes lambda about L + 1 times weaker than the paper's.)
+    `flops` is (m,) or (L, m); for layer-dependent costs the widest layer's range is the normaliser.
+    """
+    return (l_t / n_layers) * expected_flops(p, q, flops) / flops_span(flops)
 
 
 def relax(logits: Tensor, tau: float, gumbel: bool, generator: torch.Generator | None = None) -> Tensor:
@@ -76,6 +100,14 @@ class Controllers(nn.Module):
         p = relax(self.alpha, tau, gumbel, generator).expand(self.n_layers, -1)
         q = relax(self.beta, tau, gumbel, generator)
         return p, q
+
+    def resource_term(self, p: Tensor, q: Tensor, flops: Tensor, l_t: int) -> Tensor | None:
+        """The architecture loss's resource term at the relaxed (p, q), before lambda: DNS-Rec's L_RC (Eq. 12,
+        `resource_loss`). A method without one returns None, and its architecture loss is the CE alone."""
+        return resource_loss(p, q, flops, l_t, self.n_layers)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Called before search epoch `epoch` (1-based) takes its first step; DNS-Rec does nothing here."""
 
     def decision(self) -> tuple[list[int], int]:
         """Hard selection (paper Eq. 15): the argmax candidate per layer and the depth argmax(beta) + 1."""

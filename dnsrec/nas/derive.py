@@ -9,11 +9,15 @@ the one-hot selection; with `narrow` the residual stream, embeddings and LayerNo
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
+
 import torch
 
 from dnsrec.config import RETRAIN_SHAPES
 from dnsrec.errors import ConfigError
 from dnsrec.models import SASRec, SASRecConfig
+from dnsrec.models.layers import Gate
 from dnsrec.nas.architecture import Architecture
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
@@ -31,6 +35,22 @@ def derive_architecture(space: SearchSpace, candidates: list[int], depth: int) -
         gate_layers=space.gate_layers,
         candidates=tuple(kept),
     )
+
+
+def retrained_architecture(arch: Architecture, gate_layers: int | None) -> Architecture:
+    """The architecture retraining builds: the searched one, with `retrain.gate_layers` gate layers where that is
+    set (Table 6 "Retrain Only": the search had gates, the retrained model fewer or none)."""
+    return arch if gate_layers is None else dataclasses.replace(arch, gate_layers=gate_layers)
+
+
+def gate_parameter_names(model: torch.nn.Module) -> set[str]:
+    """The names of the parameters of `model`'s data-aware gates (found by module type, not by name)."""
+    return {
+        f"{prefix}.{name}"
+        for prefix, module in model.named_modules()
+        if isinstance(module, Gate)
+        for name, _ in module.named_parameters()
+    }
 
 
 def compact_config(
@@ -59,10 +79,15 @@ def build_compact(arch: Architecture, space: SearchSpace, shape: str = "narrow")
 
 
 @torch.no_grad()
-def transfer_weights(supernet: Supernet | dict[str, torch.Tensor], compact: SASRec) -> None:
-    """Copy into every compact parameter the leading slice of the same-named supernet parameter."""
+def transfer_weights(
+    supernet: Supernet | dict[str, torch.Tensor], compact: SASRec, fresh: Collection[str] = ()
+) -> None:
+    """Copy into every compact parameter the leading slice of the same-named supernet parameter; those named in
+    `fresh` keep their initialisation (gates retrained at another depth than searched: `gate_parameter_names`)."""
     source = supernet if isinstance(supernet, dict) else supernet.state_dict()
     for name, target in compact.state_dict().items():
+        if name in fresh:
+            continue
         if name not in source:
             raise KeyError(f"compact parameter {name} has no counterpart in the supernet")
         src = source[name]

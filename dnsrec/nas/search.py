@@ -252,6 +252,7 @@ class _Search(EpochTask[SearchState]):
         return "epochs" if self.state.epoch >= self.cfg.epochs else None
 
     def begin_epoch(self, epoch: int) -> None:
+        self.controllers.begin_epoch(epoch)  # the search method's epoch hook (RecNAS prunes: dnsrec.nas.methods)
         self.l_t = self.controllers.decision()[1]
 
     def step(self, idx: np.ndarray) -> float:

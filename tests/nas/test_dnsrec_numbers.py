@@ -1,0 +1,60 @@
+"""Guard of `search.method=dnsrec` (the default) while the NAS baselines were added beside it (issue 13):
+seeded tiny runs give the numbers recorded at the commit before (76c7f5c, CPU fp32): losses, validation
+metrics, alpha, beta, p, q, tau, the decision, the retraining's history and the final metrics.
+
+The last bits can differ on another machine or torch build, hence a tight relative tolerance instead of
+equality. The recording script is the loop below run on that commit's tree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tiny_runs import TINY_RUN
+
+from dnsrec.compose import compose
+from dnsrec.config.run import RunConfig
+from dnsrec.pipeline import dnsrec_run
+
+RECORDED = json.loads(Path(__file__).with_name("dnsrec_numbers.json").read_text())
+TIMINGS = {"seconds", "train_seconds", "eval_seconds", "targets_per_second"}
+
+
+def same(got: Any, want: Any, where: str = "") -> None:
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
+        for k in want:
+            same(got[k], want[k], f"{where}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{where}: {got} != {want}"
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            same(g, w, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-9), f"{where}: {got} != {want}"
+    else:
+        assert got == want, f"{where}: {got} != {want}"
+
+
+@pytest.mark.parametrize("case", sorted(RECORDED))
+def test_dnsrec_search_gives_the_numbers_of_before(case: str, tmp_path: Path) -> None:
+    want = RECORDED[case]
+    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, *want["overrides"]]))
+    assert cfg.search.method == "dnsrec"
+    r = dnsrec_run(cfg, tmp_path, log=lambda _: None)
+    assert r.search is not None and r.notes == []
+
+    def untimed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in e.items() if k not in TIMINGS} for e in entries]
+
+    got = {
+        "overrides": want["overrides"],
+        "metrics": r.metrics,
+        "architecture": r.architecture,
+        "history": untimed(r.history),
+        "trajectory": untimed(r.search["trajectory"]),
+        "best_epoch": r.search["best_epoch"],
+    }
+    same(got, want)
+    assert set(r.search) == {"best_epoch", "steps", "trajectory"}  # a baseline's extra keys are not DNS-Rec's
