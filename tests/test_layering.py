@@ -22,10 +22,11 @@ ALLOWED = {
     "pipeline": {"data", "nas", "train", "evaluate", "models", "run_result", "measure"},
     "compose": {"data"},  # the Hydra group `dataset` is generated from the dataset presets
     "launch": set(),
-    "sweep": {"pipeline", "launch", "results", "run_result", "compose"},
+    "worker": {"pipeline", "run_result"},
+    "sweep": {"worker", "pipeline", "launch", "results", "run_result", "compose"},
     "recording": {"train", "results", "run_result"},
     "multirun": {"recording", "pipeline", "compose"},
-    "reproduce": {"pipeline", "launch", "results", "run_result", "compose", "data"},
+    "reproduce": {"worker", "pipeline", "launch", "results", "run_result", "compose", "data"},
     "export": {"models", "nas", "train", "data", "run_result"},
 }
 SHARED = {"errors", "config", "files", "__init__"}

@@ -19,9 +19,9 @@ from dnsrec.config.launcher import LauncherConfig
 from dnsrec.errors import DNSRecError
 from dnsrec.launch import Job, JobFailed, JobState, LaunchError, make_launcher
 from dnsrec.reproduce.points import Planner, Point
-from dnsrec.reproduce.worker import run_point
 from dnsrec.results import ResultStore, SlurmInfo
 from dnsrec.run_result import RESULT_FILE, RunResult
+from dnsrec.worker import run_point
 
 
 @dataclass

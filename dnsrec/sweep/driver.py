@@ -36,7 +36,7 @@ from dnsrec.results import ResultStore, SlurmInfo
 from dnsrec.run_result import RESULT_FILE, RunResult
 from dnsrec.sweep.lease import LeaseKeeper
 from dnsrec.sweep.status import sweep_status
-from dnsrec.sweep.worker import run_trial
+from dnsrec.worker import run_point
 
 STAGE = "run"
 
@@ -161,7 +161,7 @@ class Driver:
         names = [f"{self.cfg.name}-{trial.number}" for trial, *_ in batch]
         try:
             jobs = self.launcher.submit(
-                run_trial, [(config, str(run_dir)) for _, _, config, run_dir, _ in batch], names
+                run_point, [("run", config, str(run_dir)) for _, _, config, run_dir, _ in batch], names
             )
         except LaunchError as e:
             # The driver carries on (a full disk under sweep.root once killed it): each trial FAILED with the

@@ -124,7 +124,8 @@ class FakeLauncher:
 
     def submit(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], names: Sequence[str]) -> list[FakeJob]:
         batch = []
-        for config, run_dir in calls:
+        for command, config, run_dir in calls:
+            assert command == "run", command  # a sweep trial is a whole DNS-Rec run
             script = self.scripts(len(self.jobs), config)
             job = FakeJob(f"fake-{len(self.jobs)}", config, Path(run_dir), script, script.polls)
             Path(run_dir).mkdir(parents=True, exist_ok=True)

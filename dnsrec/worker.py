@@ -1,6 +1,9 @@
-"""What a launched job of `dnsrec reproduce` runs: one point, `dnsrec run` (search + retrain) or `dnsrec train`
-(a fixed model), from the composed mapping the driver sends (workers need no Hydra). The run writes its own
-directory; started again on the same directory it resumes from its checkpoints. The driver records it.
+"""What a launched job runs, for the sweep driver and `dnsrec reproduce` alike: one point, `dnsrec run`
+(search + retrain) or `dnsrec train` (a fixed model), in whatever process the launcher gave.
+
+The driver sends the resolved config (a plain mapping, composed and validated by the driver), so workers
+need no Hydra. The run writes its own run directory (result.json, checkpoints); started again on the same
+directory (a retry, a SLURM requeue) it resumes from its checkpoints. The driver records it.
 """
 
 from __future__ import annotations
