@@ -3,6 +3,10 @@ with small models, so a whole run takes seconds on one core. One place, so every
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 # `dnsrec train`: a 1-layer SASRec, d = 16
 TINY_TRAIN = [
     "dataset=gowalla-100",
@@ -26,3 +30,20 @@ TINY_RUN = [
     "retrain.batch=1024",
     "train.progress=false",
 ]
+
+
+def assert_same_numbers(got: Any, want: Any, rel: float, where: str = "") -> None:
+    """Recorded numbers (nested dicts and lists, as JSON gives them) equal, floats within `rel`: the guard
+    that a refactor left a seeded tiny run's trajectory as it was."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
+        for k in want:
+            assert_same_numbers(got[k], want[k], rel, f"{where}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{where}: {got} != {want}"
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert_same_numbers(g, w, rel, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=rel, abs=1e-9), f"{where}: {got} != {want}"
+    else:
+        assert got == want, f"{where}: {got!r} != {want!r}"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_runs import TINY_RUN
+from tiny_runs import TINY_RUN, assert_same_numbers
 
 from dnsrec.compose import compose
 from dnsrec.config.run import RunConfig
@@ -20,21 +20,6 @@ from dnsrec.pipeline import dnsrec_run
 
 RECORDED = json.loads(Path(__file__).with_name("dnsrec_numbers.json").read_text())
 TIMINGS = {"seconds", "train_seconds", "eval_seconds", "targets_per_second"}
-
-
-def same(got: Any, want: Any, where: str = "") -> None:
-    if isinstance(want, dict):
-        assert isinstance(got, dict) and set(got) == set(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
-        for k in want:
-            same(got[k], want[k], f"{where}.{k}")
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), f"{where}: {got} != {want}"
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            same(g, w, f"{where}[{i}]")
-    elif isinstance(want, float):
-        assert got == pytest.approx(want, rel=1e-6, abs=1e-9), f"{where}: {got} != {want}"
-    else:
-        assert got == want, f"{where}: {got} != {want}"
 
 
 @pytest.mark.parametrize("case", sorted(RECORDED))
@@ -56,5 +41,5 @@ def test_dnsrec_search_gives_the_numbers_of_before(case: str, tmp_path: Path) ->
         "trajectory": untimed(r.search["trajectory"]),
         "best_epoch": r.search["best_epoch"],
     }
-    same(got, want)
+    assert_same_numbers(got, want, rel=1e-6)  # float rounding only
     assert set(r.search) == {"best_epoch", "steps", "trajectory"}  # a baseline's extra keys are not DNS-Rec's

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_runs import TINY_RUN, TINY_TRAIN
+from tiny_runs import TINY_RUN, TINY_TRAIN, assert_same_numbers
 
 from dnsrec.compose import compose
 from dnsrec.config.run import RunConfig, TrainRunConfig
@@ -71,21 +71,6 @@ def run_case(name: str, run_dir: Path) -> dict[str, Any]:
     return numbers(dnsrec_run(RunConfig.from_mapping(compose("run", overrides)), run_dir, **QUIET))
 
 
-def same(got: Any, want: Any, where: str = "") -> None:
-    if isinstance(want, dict):
-        assert isinstance(got, dict) and set(got) == set(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
-        for k in want:
-            same(got[k], want[k], f"{where}.{k}")
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), f"{where}: {got} != {want}"
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            same(g, w, f"{where}[{i}]")
-    elif isinstance(want, float):
-        assert got == pytest.approx(want, rel=1e-5, abs=1e-9), f"{where}: {got} != {want}"
-    else:
-        assert got == want, f"{where}: {got!r} != {want!r}"
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_tiny_runs_give_the_recorded_numbers(name: str, tmp_path: Path) -> None:
     got = json.loads(json.dumps(run_case(name, tmp_path / name)))  # as the recorded file gives them back
@@ -93,4 +78,4 @@ def test_tiny_runs_give_the_recorded_numbers(name: str, tmp_path: Path) -> None:
         recorded = json.loads(RECORDED.read_text()) if RECORDED.exists() else {}
         RECORDED.write_text(json.dumps({**recorded, name: got}, indent=1, sort_keys=True) + "\n")
         pytest.skip(f"recorded {name} in {RECORDED.name}")
-    same(got, json.loads(RECORDED.read_text())[name], name)
+    assert_same_numbers(got, json.loads(RECORDED.read_text())[name], rel=1e-5, where=name)
