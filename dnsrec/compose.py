@@ -40,6 +40,14 @@ def _check_datasets(overrides: list[str]) -> None:
     from dnsrec.data import presets
 
     for override in OverridesParser.create().parse_overrides(overrides):
+        if override.key_or_group.lstrip("+~") == "dataset.name" and not override.is_delete():
+            value = override.value()
+            for name in list(override.sweep_string_iterator()) if override.is_sweep_override() else [value]:
+                presets.get_preset(str(name))  # an unknown name: the one unknown-preset error
+                raise ConfigError(
+                    f"override '{override.input_line}': dataset.name renames the chosen preset but keeps its N, d, "
+                    f"D and pruning; choose the preset itself with dataset={name}"
+                )
         if override.key_or_group != "dataset" or override.package is not None:
             continue
         value = override.value()

@@ -93,3 +93,10 @@ def test_attention_and_dropout_have_one_definition() -> None:
         make = TrainRunConfig.from_mapping if stage == "train" else RunConfig.from_mapping
         with pytest.raises(ConfigError, match=r"expected a number in \[0, 1\), got 1\.5"):
             make(compose(stage, [override]))
+
+
+def test_renaming_the_chosen_preset_is_refused_with_the_key_to_use() -> None:
+    """`dataset=ml-100k dataset.name=gowalla-1k` used to give gowalla-1k's files with ML-100K's N, d, D and
+    pruning: a mixed config nobody asked for."""
+    with pytest.raises(ConfigError, match=r"dataset\.name.*choose the preset itself with dataset=gowalla-1k"):
+        compose("run", ["dataset=ml-100k", "dataset.name=gowalla-1k"])
