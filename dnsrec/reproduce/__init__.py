@@ -20,7 +20,8 @@ from typing import Any
 
 from dnsrec.errors import ConfigError
 from dnsrec.reproduce.points import Planner, Point
-from dnsrec.reproduce.report import PointResult, Report, build, write
+from dnsrec.reproduce.render import write
+from dnsrec.reproduce.report import PointResult, Report, build
 from dnsrec.reproduce.tables import load_paper, load_table, table_names
 
 __all__ = ["Options", "Outcome", "parse_options", "reproduce", "table_names"]

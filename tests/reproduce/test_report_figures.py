@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from report_support import complete, missing, run
 
-from dnsrec.reproduce.report import build, markdown, write
+from dnsrec.reproduce.render import markdown, write
+from dnsrec.reproduce.report import build
 from dnsrec.reproduce.tables import load_paper, load_table
 
 pytest.importorskip("matplotlib")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from report_support import BASE, NAS, OURS, complete, missing, run, spec
 
-from dnsrec.reproduce.report import build, csv_text, markdown, write
+from dnsrec.reproduce.render import csv_text, markdown, write
+from dnsrec.reproduce.report import build
 from dnsrec.reproduce.tables import load_paper
 
 

@@ -13,7 +13,8 @@ from report_support import BASE, NAS, OURS, complete, missing, run, spec
 from scipy.stats import ttest_ind
 
 from dnsrec.reproduce import stats
-from dnsrec.reproduce.report import build, csv_text, markdown, write
+from dnsrec.reproduce.render import csv_text, markdown, write
+from dnsrec.reproduce.report import build
 from dnsrec.reproduce.tables import load_paper
 
 OURS_NDCG = [0.3012, 0.3105, 0.2987]
