@@ -21,11 +21,13 @@ class SearchSpace:
     max_len: int
     d: int  # the supernet's widths: a dataset preset's (`dataset.d`, `dataset.inner`)
     inner: int
-    n_heads: int = 4
-    n_layers: int = 4  # L, the supernet depth
-    pruning: tuple[float, ...] = (0.0, 0.25, 0.5)  # gamma_i for the hidden mask
+    # No defaults for the rest of the shape: a dataset preset and the run config hold them (one home), and a
+    # default here would silently give a hand-built space the ML presets' pruning.
+    n_heads: int
+    n_layers: int  # L, the supernet depth
+    pruning: tuple[float, ...]  # gamma_i for the hidden mask
+    gate_layers: int  # L_d, 0 = no gates
     inner_pruning: tuple[float, ...] | None = None  # gamma'_i for the inner mask; None = same as pruning
-    gate_layers: int = 2  # L_d, 0 = no gates
     attention: str = DEFAULT_ATTENTION
     dropout: float = DEFAULT_DROPOUT
 

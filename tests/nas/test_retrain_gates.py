@@ -18,7 +18,9 @@ from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.pipeline import dnsrec_run
 
-SPACE = SearchSpace(n_items=30, max_len=10, d=16, inner=32, n_heads=4, n_layers=2, gate_layers=2)
+SPACE = SearchSpace(
+    n_items=30, max_len=10, d=16, inner=32, n_heads=4, n_layers=2, pruning=(0.0, 0.25, 0.5), gate_layers=2
+)
 
 
 def test_retrained_architecture_takes_the_gate_depth_only_when_set() -> None:

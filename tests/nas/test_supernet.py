@@ -86,13 +86,13 @@ def test_expected_mask_equals_sum_over_masked_candidates_per_site(
 
 def test_space_rejects_bad_input() -> None:
     with pytest.raises(ConfigError, match=r"dataset\.pruning.*not in \[0, 1\)"):
-        SearchSpace(n_items=5, max_len=5, d=16, inner=32, n_heads=4, pruning=(0.0, 1.0))
+        SearchSpace(n_items=5, max_len=5, d=16, inner=32, n_heads=4, n_layers=1, pruning=(0.0, 1.0), gate_layers=0)
     with pytest.raises(ConfigError, match="whole heads"):
-        SearchSpace(n_items=5, max_len=5, d=16, inner=32, n_heads=4, pruning=(0.0, 0.1))
+        SearchSpace(n_items=5, max_len=5, d=16, inner=32, n_heads=4, n_layers=1, pruning=(0.0, 0.1), gate_layers=0)
     with pytest.raises(ConfigError, match=r"gates\.layers"):
-        SearchSpace(n_items=5, max_len=5, d=16, inner=32, n_heads=4, gate_layers=5)
+        SearchSpace(n_items=5, max_len=5, d=16, inner=32, n_heads=4, n_layers=1, pruning=(0.0, 0.5), gate_layers=5)
     with pytest.raises(ConfigError, match="at most 2 candidates"):
-        SearchSpace(n_items=5, max_len=5, d=16, inner=32, n_heads=2, pruning=(0.0, 0.5, 0.5))
+        SearchSpace(n_items=5, max_len=5, d=16, inner=32, n_heads=2, n_layers=1, pruning=(0.0, 0.5, 0.5), gate_layers=0)
 
 
 @pytest.mark.parametrize("attention", ["linear", "softmax"])

@@ -34,7 +34,9 @@ def test_schedule_over_the_search_reaches_its_final_value_at_the_last_step() -> 
 def tiny_search(*extra: str) -> list[dict]:  # type: ignore[type-arg]
     cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.arch_every=1", *extra]))
     data = load_dataset("gowalla-100")
-    space = SearchSpace(data.n_items, data.max_len, d=16, inner=32, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1)
+    space = SearchSpace(
+        data.n_items, data.max_len, d=16, inner=32, n_heads=4, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1
+    )
     out = search(Supernet(space), Controllers(2, 3), data, Evaluator(data), cfg.search, cfg.train, log=lambda _: None)
     return out.trajectory
 
@@ -61,7 +63,9 @@ def test_arch_lr_follows_tau_ends_at_arch_lr_times_the_final_tau(tmp_path: Path)
     overrides = ["search.arch_every=1", "search.arch_lr=0.05", "search.tau_final=0.2", "search.epochs=2"]
     cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, *overrides, "search.arch_lr_follows_tau=true"]))
     data = load_dataset("gowalla-100")
-    space = SearchSpace(data.n_items, data.max_len, d=16, inner=32, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1)
+    space = SearchSpace(
+        data.n_items, data.max_len, d=16, inner=32, n_heads=4, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1
+    )
     search(
         Supernet(space), Controllers(2, 3), data, Evaluator(data), cfg.search, cfg.train, tmp_path, log=lambda _: None
     )
