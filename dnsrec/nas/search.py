@@ -53,8 +53,8 @@ from dnsrec.train.epochs import (
     ResumeFiles,
     stop_if_diverged,
 )
-from dnsrec.train.loop import TrainingSamples
-from dnsrec.train.loss import DEFAULT_CHUNK_ELEMENTS, item_cross_entropy
+from dnsrec.train.loop import TrainingSamples, positions_loss
+from dnsrec.train.loss import DEFAULT_CHUNK_ELEMENTS
 
 CHECKPOINT = "search.pt"
 
@@ -88,15 +88,7 @@ def supernet_loss(placement: Placement, ce_chunk: int = DEFAULT_CHUNK_ELEMENTS) 
     ) -> Tensor:
         with placement.autocast():
             hidden = supernet(inputs, p, q)  # (B, N, d)
-        mask = targets > 0
-        return item_cross_entropy(
-            hidden[mask],
-            supernet.output_weight,
-            targets[mask],
-            compute_dtype=placement.compute_dtype,
-            denominator=denominator,
-            chunk_elements=ce_chunk,
-        )
+        return positions_loss(hidden, supernet.output_weight, targets, placement, denominator, ce_chunk)
 
     return loss
 

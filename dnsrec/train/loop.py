@@ -133,10 +133,23 @@ def train_step(
     """
     with placement.autocast():
         hidden = model(inputs)  # (B, N, d)
+    return positions_loss(hidden, model.output_weight, targets, placement, denominator, ce_chunk)
+
+
+def positions_loss(
+    hidden: Tensor,
+    output_weight: Tensor,
+    targets: Tensor,
+    placement: Placement,
+    denominator: float | None,
+    ce_chunk: int,
+) -> Tensor:
+    """The catalogue CE of every position that holds a target (targets > 0) of a (B, N, d) forward: the one
+    loss of a training step, for a fixed model and for the supernet alike."""
     mask = targets > 0
     return item_cross_entropy(
         hidden[mask],
-        model.output_weight,
+        output_weight,
         targets[mask],
         compute_dtype=placement.compute_dtype,
         denominator=denominator,
