@@ -5,7 +5,7 @@
 RUN_DIR is a `dnsrec run` directory with its search checkpoint (search.pt); the overrides after `--` are
 the ones the run was started with (dataset, search.*, gates.*), so the supernet is rebuilt with the same
 shape. At the decision epoch (its weights, alpha, beta and tau, as the run kept them) it computes, on
-`--batches` validation batches (the run's seed and arch_batch_size), the gradient on alpha and beta of
+`--batches` validation batches of `--users` users (the run's seed), the gradient on alpha and beta of
 the CE term and of the resource term L_RC of Eq. 13, and prints them per candidate and per exit depth.
 The CE term is always taken on validation batches, also for a run searched with `search.arch_batch=train`;
 with per-layer alpha the rows show alpha's gradient summed over layers and the first layer's logits.
@@ -26,8 +26,8 @@ from dnsrec.compose import compose
 from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import Evaluator
-from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_loss_parts
-from dnsrec.nas.controllers import relax
+from dnsrec.nas.arch_step import ArchBatches, arch_ce
+from dnsrec.nas.controllers import relax, resource_loss
 from dnsrec.nas.search import CHECKPOINT, candidate_flops
 from dnsrec.nas.supernet import Supernet
 from dnsrec.train.checkpoint import load_checkpoint, load_model_state
@@ -38,6 +38,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--batches", type=int, default=8, help="architecture batches to average over")
+    ap.add_argument(
+        "--users",
+        type=int,
+        default=128,
+        help="validation users per batch (default 128; the run's search.batch of 1024 whole ML-100K histories "
+        "with their graph kept for two gradients needed 22 GB and was killed for memory here)",
+    )
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)  # after "--": the run's Hydra overrides
     args, overrides = ap.parse_args(argv[:cut]), argv[cut + 1 :]
@@ -59,15 +66,13 @@ def main() -> None:
     q = relax(beta, at["tau"], gumbel=False)
     placement = Placement.resolve("cpu", "fp32")
     flops = candidate_flops(space)
-    batches = ArchBatches(
-        Evaluator(data), cfg.search.arch_batch_size or cfg.search.batch, cfg.train.seed, placement.device
-    )
+    batches = ArchBatches(Evaluator(data), args.users, cfg.train.seed, placement.device)
     ce_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
     for k in range(args.batches):
-        ce, _ = arch_loss_parts(supernet, p, q, batches.get(k), flops, at["l_t"], placement)
+        ce = arch_ce(supernet, p, q, batches.get(k), placement)
         ga, gb = torch.autograd.grad(ce, [alpha, beta], retain_graph=True)
         ce_grads.append((ga.sum(dim=0), gb))
-    _, rc = arch_loss_parts(supernet, p, q, ArchBatch.empty(placement.device), flops, at["l_t"], placement)
+    rc = resource_loss(p, q, flops, at["l_t"], space.n_layers)
     rc_alpha, rc_beta = (g.detach() for g in torch.autograd.grad(rc, [alpha, beta]))
 
     print(

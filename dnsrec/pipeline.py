@@ -317,7 +317,7 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
             "steps": found.steps,
             "trajectory": found.trajectory,
             **({"searched_architecture": arch.to_dict()} if retrained != arch else {}),
-            **method.summary(controllers),
+            **controllers.summary(),
         },
         notes=method.notes(),
     )
@@ -338,9 +338,9 @@ def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = pr
 
     run = _setup("retrain", cfg, run_dir, log, check=check, architecture=arch.to_dict())
     arch = retrained_architecture(arch, cfg.retrain.gate_layers)
-    compact = build_compact(arch, cfg.space(run.data), cfg.retrain.shape)
-    outcome = fit(compact, run.data, run.evaluator, cfg.retrain_train(), run_dir=run_dir, log=run.log, stamp=run.stamp)
     space = cfg.space(run.data)
+    compact = build_compact(arch, space, cfg.retrain.shape)
+    outcome = fit(compact, run.data, run.evaluator, cfg.retrain_train(), run_dir=run_dir, log=run.log, stamp=run.stamp)
     result = _result(
         "retrain", cfg, compact, outcome, run, run_dir, **_unpruned_figures(space), architecture=arch.to_dict()
     )

@@ -1,5 +1,5 @@
-"""The architecture step of the bilevel search (paper Eq. 13-14): CE + lambda * L_RC on alpha and beta
-(`resource_loss` lives with the controllers, `dnsrec.nas.controllers`, and is re-exported here).
+"""The architecture step of the bilevel search (paper Eq. 13-14): CE + lambda * the controllers' resource
+term on alpha and beta (DNS-Rec's L_RC is `dnsrec.nas.controllers.resource_loss`).
 
 An architecture batch is a set of sequences and the (row, position) pairs whose outputs are scored:
 - validation batches (the paper): each user's whole validation input, scored at its last position;
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from dnsrec.evaluate import Evaluator
-from dnsrec.nas.controllers import Controllers, resource_loss
+from dnsrec.nas.controllers import Controllers
 from dnsrec.nas.supernet import Supernet
 from dnsrec.train import distributed
 from dnsrec.train.device import Placement
@@ -118,22 +118,6 @@ def arch_ce(
         batch.targets,
         compute_dtype=placement.compute_dtype,
         denominator=denominator,
-    )
-
-
-def arch_loss_parts(
-    supernet: Supernet,
-    p: Tensor,
-    q: Tensor,
-    batch: ArchBatch,
-    flops: Tensor,
-    l_t: int,
-    placement: Placement,
-    denominator: float | None = None,
-) -> tuple[Tensor, Tensor]:
-    """The two terms of DNS-Rec's Eq. 13 as functions of the relaxed (p, q): `arch_ce` and L_RC."""
-    return arch_ce(supernet, p, q, batch, placement, denominator), resource_loss(
-        p, q, flops, l_t, supernet.space.n_layers
     )
 
 

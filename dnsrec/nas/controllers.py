@@ -12,6 +12,7 @@ subclasses in `dnsrec.nas.methods` that override what their method does differen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +109,10 @@ class Controllers(nn.Module):
 
     def begin_epoch(self, epoch: int) -> None:
         """Called before search epoch `epoch` (1-based) takes its first step; DNS-Rec does nothing here."""
+
+    def summary(self) -> dict[str, Any]:
+        """Keys a method adds to its result's `search` record (DNS-Rec: none)."""
+        return {}
 
     def decision(self) -> tuple[list[int], int]:
         """Hard selection (paper Eq. 15): the argmax candidate per layer and the depth argmax(beta) + 1."""

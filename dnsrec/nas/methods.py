@@ -251,10 +251,6 @@ class SearchMethod:
         """What a result of this method must say about it (`RunResult.notes`)."""
         return [self.reconstruction] if self.reconstruction else []
 
-    def summary(self, controllers: Controllers) -> dict[str, Any]:
-        """Keys this method adds to a result's `search` record (none for DNS-Rec)."""
-        return controllers.summary() if isinstance(controllers, RecNASControllers) else {}
-
 
 METHODS = {
     m.name: m

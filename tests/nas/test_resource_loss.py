@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dnsrec.nas.arch_step import resource_loss
+from dnsrec.nas.controllers import resource_loss
 
 # Two layers, two candidates costing 10 and 30 FLOPs: F_max - F_min = 20, so f = (0.5, 1.5).
 P = torch.tensor([[0.5, 0.5], [0.25, 0.75]], dtype=torch.float64)
