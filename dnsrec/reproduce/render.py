@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from dnsrec.reproduce import stats
 from dnsrec.reproduce.report import (
@@ -249,7 +247,7 @@ def csv_text(report: Report) -> str:
 
 
 def figure(report: Report, path: Path) -> Path | None:
-    """A figure table's PNG: the paper's Figure 4 helper for lambda, else the same picture against its x."""
+    """A figure table's PNG: the paper's Figure 4 picture (`lambda_figure`) against the table's swept key."""
     spec = report.spec
     if not spec.figure:
         return None
@@ -269,48 +267,9 @@ def figure(report: Report, path: Path) -> Path | None:
                     r.run.flops,
                 )
             )
-    if spec.figure.get("x") == "search.lam" and points:  # (lambda_figure cannot draw an empty log axis)
-        lambda_figure(path, points)
-        return path
-    _x_figure(path, points, str(spec.figure.get("xlabel", spec.figure.get("x"))), f"{spec.paper}: {spec.title}")
+    xlabel = str(spec.figure.get("xlabel", spec.figure.get("x")))
+    lambda_figure(path, points, xlabel=xlabel, title=f"{spec.paper}: {spec.title}")
     return path
-
-
-def _x_figure(path: Path, points: Sequence[Any], xlabel: str, title: str) -> None:
-    """NDCG@10 (validation, test; left) and FLOPs (right) against a log-scaled x, each run a marker, the mean
-    per x a line: lambda_figure's picture for another swept key."""
-    from dnsrec.results.plot import BLUE, ORANGE, RED, _pyplot, _save
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 5), layout="constrained")
-    right = ax.twinx()
-    xs = sorted({p.lam for p in points})
-    for axes, attr, color, marker, name, scale in (
-        (ax, "valid", BLUE, "o", "validation NDCG@10", 1.0),
-        (ax, "test", ORANGE, "s", "test NDCG@10", 1.0),
-        (right, "flops", RED, "^", "FLOPs", 1e6),
-    ):
-        by_x: dict[float, list[float]] = {}
-        for p in points:
-            if getattr(p, attr) is not None:
-                by_x.setdefault(p.lam, []).append(getattr(p, attr) / scale)
-        axes.scatter([x for x in xs for _ in by_x.get(x, [])], [v for x in xs for v in by_x.get(x, [])],
-                     color=color, marker=marker, s=20, alpha=0.6)  # fmt: skip
-        means = [(x, sum(by_x[x]) / len(by_x[x])) for x in xs if by_x.get(x)]
-        axes.plot([m[0] for m in means], [m[1] for m in means], color=color, marker=marker, label=f"{name} (mean)")
-    if xs:
-        ax.set_xscale("log")
-    ax.set_xlabel(f"{xlabel} (log scale)")
-    ax.set_ylabel("NDCG@10 (pop100)")
-    right.set_ylabel("FLOPs of the model (MFLOPs)")
-    ax.set_title(f"{title}: {len(points)} runs at {len(xs)} values")
-    ax.grid(True, alpha=0.3)
-    handles = [h for axes in (ax, right) for h in axes.get_legend_handles_labels()[0]]
-    labels = [lab for axes in (ax, right) for lab in axes.get_legend_handles_labels()[1]]
-    ax.legend(handles, labels, loc="best", fontsize=8)
-    if not points:
-        ax.text(0.5, 0.5, "no complete runs", transform=ax.transAxes, ha="center", va="center")
-    _save(fig, path)
 
 
 def write(report: Report, out_dir: Path) -> list[Path]:

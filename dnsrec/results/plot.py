@@ -159,9 +159,17 @@ class LambdaPoint:
     flops: float | None
 
 
-def lambda_figure(path: Path, points: Sequence[LambdaPoint], metric: str = "pop100/ndcg@10") -> Figure:
+def lambda_figure(
+    path: Path,
+    points: Sequence[LambdaPoint],
+    metric: str = "pop100/ndcg@10",
+    xlabel: str = "lambda (weight of the FLOPs term in the search loss)",
+    title: str = "lambda trade-off",
+) -> Figure:
     """The paper's Figure 4: NDCG@10 (validation and test, left axis) and the searched model's FLOPs (right
-    axis) against lambda on a log axis; each run a marker, the mean per lambda a line."""
+    axis) against lambda on a log axis; each run a marker, the mean per lambda a line. Any other swept key
+    (a point's `lam` is then that key's value: the learning-rate study) is drawn the same way with its own
+    `xlabel` and `title`; with no points the figure says so."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5), layout="constrained")
     right = ax.twinx()
@@ -186,17 +194,18 @@ def lambda_figure(path: Path, points: Sequence[LambdaPoint], metric: str = "pop1
     series(ax, collect("valid"), BLUE, "o", f"validation {what}")
     series(ax, collect("test"), ORANGE, "s", f"test {what}")
     series(right, collect("flops", 1e6), RED, "^", "FLOPs")
-    ax.set_xscale("log")
-    ax.set_xlabel("lambda (weight of the FLOPs term in the search loss, log scale)")
+    if lams:  # an empty log axis cannot be drawn
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{xlabel}, log scale")
     ax.set_ylabel(f"{what} ({metric.split('/')[0]})")
     right.set_ylabel("FLOPs of the searched model (MFLOPs)")
-    ax.set_title(f"lambda trade-off: {len(points)} runs at {len(lams)} values")
+    ax.set_title(f"{title}: {len(points)} runs at {len(lams)} values")
     ax.grid(True, alpha=0.3)
     handles = [h for axes in (ax, right) for h in axes.get_legend_handles_labels()[0]]
     labels = [lab for axes in (ax, right) for lab in axes.get_legend_handles_labels()[1]]
     ax.legend(handles, labels, loc="best", fontsize=8)
     if not points:
-        ax.text(0.5, 0.5, "no runs with a lambda", transform=ax.transAxes, ha="center", va="center")
+        ax.text(0.5, 0.5, "no complete runs", transform=ax.transAxes, ha="center", va="center")
     return _save(fig, path)
 
 
