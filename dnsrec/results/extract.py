@@ -155,6 +155,23 @@ def _str(x: Any) -> str | None:
     return x if isinstance(x, str) else None
 
 
+def method_of(config: dict[str, Any]) -> str | None:
+    """What produced a run, from its resolved config: a search stage's (`run`, `retrain`) `search.method`, a
+    trained model's (`train`) `model.family`; None for a config with neither section.
+
+    A missing key means its default: configs written before `search.method` existed searched with DNS-Rec,
+    the only method then, and `model.family` defaults to sasrec. `retrain` of an architecture file records
+    the method its config names, not necessarily the one that searched the file. db/versions/0003 holds a
+    frozen copy of this rule for rows recorded before the column existed.
+    """
+    search, model = config.get("search"), config.get("model")
+    if isinstance(search, dict):
+        return _str(search.get("method", "dnsrec"))
+    if isinstance(model, dict):
+        return _str(model.get("family", "sasrec"))
+    return None
+
+
 def key_parameters(config: dict[str, Any]) -> dict[str, Any]:
     """DESIGN.md's key parameters from a resolved config of any stage (None where a stage has none).
 
@@ -162,6 +179,7 @@ def key_parameters(config: dict[str, Any]) -> dict[str, Any]:
     """
     retrain = config.get("retrain")
     return {
+        "method": method_of(config),
         "attention": _str(config.get("attention")) or _str(_get(config, "model", "attention")),
         "lam": _float(_get(config, "search", "lam")),
         "gate_layers": _int(_get(config, "gates", "layers")),

@@ -28,8 +28,8 @@ _RUN_NUMBERS = (
 )  # fmt: skip
 _ARCH_NUMBERS = ("flops", "scoring_flops", "params", "depth", "d", "supernet_flops", "supernet_params")
 _RUN_TEXT = (
-    "status", "stage", "dataset", "attention", "shape", "init", "launcher", "host", "device", "git_commit",
-    "stopped", "slurm_job_id", "slurm_array_job_id", "run_dir",
+    "status", "stage", "method", "dataset", "attention", "shape", "init", "launcher", "host", "device",
+    "git_commit", "stopped", "slurm_job_id", "slurm_array_job_id", "run_dir",
 )  # fmt: skip
 NUMERIC: dict[str, Any] = {
     **{name: getattr(Run, name) for name in _RUN_NUMBERS},
@@ -85,7 +85,7 @@ def resolve(name: str, metrics: set[str]) -> tuple[Any, bool]:
 
 
 def condition(text: str, metrics: set[str]) -> ColumnElement[bool]:
-    """`NAME OP VALUE`, e.g. `test/pop100/ndcg@10>=0.3`, `lam<=0.1`, `attention=linear`."""
+    """`NAME OP VALUE`, e.g. `test/pop100/ndcg@10>=0.3`, `lam<=0.1`, `method=darts`."""
     m = _CONDITION.match(text)
     if m is None:
         raise QueryError(f"not a condition: {text!r} (expected NAME OP VALUE with OP one of {' '.join(OPERATORS)})")

@@ -113,6 +113,9 @@ class Run(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     stage: Mapped[str] = mapped_column(String(16))
     dataset: Mapped[str] = mapped_column(String(64))
+    # What produced the run: a search stage's `search.method` (dnsrec, darts, ...), a trained model's
+    # `model.family` (sasrec, fdsa, ...); without it a DARTS run and a DNS-Rec run look the same.
+    method: Mapped[str | None] = mapped_column(String(16))
     # Key parameters (DESIGN.md key names); None where the stage has no such parameter.
     attention: Mapped[str | None] = mapped_column(String(16))
     lam: Mapped[float | None] = mapped_column(Float)

@@ -14,8 +14,8 @@ from dnsrec.results.views import ARCH_FIELDS, RUN_FIELDS, RunView
 
 # What `list` shows besides the sort key: short headers for the key parameters and headline numbers.
 LIST_COLUMNS = (
-    ("id", "id"), ("status", "status"), ("stage", "stage"), ("dataset", "dataset"), ("sweep", "sweep"),
-    ("trial", "trial"), ("lam", "lam"), ("gate_layers", "L_d"), ("lr", "lr"), ("seed", "seed"),
+    ("id", "id"), ("status", "status"), ("stage", "stage"), ("method", "method"), ("dataset", "dataset"),
+    ("sweep", "sweep"), ("trial", "trial"), ("lam", "lam"), ("gate_layers", "L_d"), ("lr", "lr"), ("seed", "seed"),
     ("flops", "FLOPs"), ("params", "params"), ("test/pop100/ndcg@10", "test pop100 ndcg@10"),
     ("test/full/ndcg@10", "test full ndcg@10"),
 )  # fmt: skip
@@ -73,7 +73,8 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
 
 def comparison_rows(runs: Sequence[RunView]) -> list[tuple[str, list[Any]]]:
     """Side by side: identity, FLOPs and parameters, every metric, then the config keys that differ."""
-    always = ["status", "stage", "dataset", "sweep", "trial", "flops", "scoring_flops", "params", "depth", "hidden"]
+    always = ["status", "stage", "method", "dataset", "sweep", "trial", "flops", "scoring_flops", "params"]
+    always += ["depth", "hidden"]
     rows = [(name, [run.value(name) for run in runs]) for name in always]
     metrics = sorted({name for run in runs for name in run.metrics})
     rows += [(name, [run.metrics.get(name) for run in runs]) for name in metrics]

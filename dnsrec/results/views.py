@@ -15,8 +15,8 @@ from dnsrec.results.models import ArchitectureRow, Run
 
 # Scalar columns of `dnsrec_runs` copied into a view, in display/export order.
 RUN_FIELDS = (
-    "id", "status", "stage", "dataset", "sweep", "trial", "attention", "lam", "gate_layers", "lr", "seed",
-    "shape", "init", "search_epochs", "batch", "epochs", "best_epoch", "stopped", "search_best_epoch",
+    "id", "status", "stage", "method", "dataset", "sweep", "trial", "attention", "lam", "gate_layers", "lr",
+    "seed", "shape", "init", "search_epochs", "batch", "epochs", "best_epoch", "stopped", "search_best_epoch",
     "search_steps", "search_seconds", "retrain_seconds", "inference_seconds", "train_seconds",
     "seconds_per_epoch", "peak_memory_mb", "launcher", "slurm_job_id", "slurm_array_job_id",
     "slurm_array_task_id", "host", "device", "git_commit", "started_at", "finished_at", "recorded_at",
@@ -35,6 +35,7 @@ class RunView:
     status: str
     stage: str
     dataset: str
+    method: str | None = None  # search method or model family (`extract.method_of`)
     sweep: str | None = None
     trial: int | None = None
     failure_reason: str | None = None

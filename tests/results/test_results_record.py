@@ -66,6 +66,7 @@ def test_real_result_round_trips_and_the_cli_recorded_it(store: ResultStore, rea
     assert run.flops == result.flops["model"] and run.params == result.n_params
     assert run.architecture is not None and run.architecture["hidden"] == result.architecture["hidden"]  # type: ignore[index]
     assert run.search_epochs == 1 and run.lam == result.config["search"]["lam"]
+    assert run.method == result.config["search"]["method"] == "dnsrec"  # a real resolved config names it
     assert run.git_commit == result.environment["git_commit"]
     cli = open_store(cli_db)  # `dnsrec run` recorded its own result (DESIGN.md: the caller records)
     assert [r.run_dir for r in cli.list_runs()] == [str(run_dir.resolve())]
