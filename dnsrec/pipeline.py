@@ -288,7 +288,7 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     found = search(
         supernet, controllers, data, evaluator, cfg.search, cfg.train, run_dir=run_dir, log=log, stamp=run.stamp
     )
-    arch = found.architecture
+    arch = dataclasses.replace(found.architecture, method=cfg.search.method)  # a retrain of the file names it
     if distributed.is_main():
         (run_dir / "architecture.json").write_text(arch.to_json())
     log(f"decision (epoch {found.best_epoch}): depth {arch.depth}, widths {arch.hidden}, inner {arch.inner_widths}")

@@ -26,14 +26,21 @@ depends_on: str | None = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 RUNS = sa.table(
-    "dnsrec_runs", sa.column("id", sa.Integer()), sa.column("config", JSON), sa.column("method", sa.String())
+    "dnsrec_runs",
+    sa.column("id", sa.Integer()),
+    sa.column("stage", sa.String()),
+    sa.column("config", JSON),
+    sa.column("method", sa.String()),
 )
 
 
-def method_of(config: Any) -> str | None:
+def method_of(stage: Any, config: Any) -> str | None:
     """Frozen copy of `dnsrec.results.extract.method_of` at this revision (a migration never imports the
     package, whose rule may change later): `search.method` (absent: dnsrec, the only method before the key
-    existed), else `model.family` (absent: sasrec), else None."""
+    existed), else `model.family` (absent: sasrec), else None. A `retrain` row gets None: what searched its
+    architecture file is not in the row (its config's search.method is a default nobody used)."""
+    if stage == "retrain":
+        return None
     search, model = (config.get("search"), config.get("model")) if isinstance(config, dict) else (None, None)
     if isinstance(search, dict):
         found = search.get("method", "dnsrec")
@@ -52,8 +59,8 @@ def upgrade() -> None:
     bind = op.get_bind()
     filled = [
         {"run_id": run_id, "value": value}
-        for run_id, config in bind.execute(sa.select(RUNS.c.id, RUNS.c.config)).all()
-        if (value := method_of(config)) is not None
+        for run_id, stage, config in bind.execute(sa.select(RUNS.c.id, RUNS.c.stage, RUNS.c.config)).all()
+        if (value := method_of(stage, config)) is not None
     ]
     if filled:  # one executemany: no IN list to outgrow a backend's limit on bound parameters
         update = sa.update(RUNS).where(RUNS.c.id == sa.bindparam("run_id")).values(method=sa.bindparam("value"))

@@ -25,6 +25,9 @@ class Architecture:
     inner_widths: tuple[int, ...]  # per kept layer: inner width D'_l
     gate_layers: int
     candidates: tuple[int, ...] = ()  # per kept layer: index of the chosen candidate (for the record)
+    # The search method that chose it (`search.method`, for the record): a retrain of this file is recorded
+    # as that method's model. None: not recorded (files written before the key, or written by hand).
+    method: str | None = None
 
     def __post_init__(self) -> None:
         if not self.hidden or len(self.hidden) != len(self.inner_widths):
@@ -45,7 +48,10 @@ class Architecture:
         return len(self.hidden)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        raw = asdict(self)
+        if raw["method"] is None:  # an unrecorded method is left out, so such files read as they were written
+            del raw["method"]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in raw.items()}
 
     @staticmethod
     def from_dict(raw: Any, source: str = "architecture") -> Architecture:
@@ -53,7 +59,7 @@ class Architecture:
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: expected a JSON object with keys {', '.join(fields)}")
         missing = [f for f in fields if f not in raw]
-        unknown = sorted(set(raw) - {*fields, "candidates"})
+        unknown = sorted(set(raw) - {*fields, "candidates", "method"})
         if missing or unknown:
             raise ConfigError(f"{source}: missing keys {missing}, unknown keys {unknown}")
         try:
@@ -65,6 +71,7 @@ class Architecture:
                 inner_widths=tuple(int(x) for x in raw["inner_widths"]),
                 gate_layers=int(raw["gate_layers"]),
                 candidates=tuple(int(x) for x in raw.get("candidates", ())),
+                method=_method(raw.get("method"), source),
             )
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{source}: {e}") from e
@@ -81,3 +88,9 @@ class Architecture:
         if isinstance(raw, dict) and "architecture" in raw and "schema_version" in raw:  # a result.json
             raw = raw["architecture"]
         return Architecture.from_dict(raw, str(path))
+
+
+def _method(value: Any, source: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigError(f"{source}: method must be a string naming the search method, got {value!r}")

@@ -155,15 +155,18 @@ def _str(x: Any) -> str | None:
     return x if isinstance(x, str) else None
 
 
-def method_of(config: dict[str, Any]) -> str | None:
-    """What produced a run, from its resolved config: a search stage's (`run`, `retrain`) `search.method`, a
-    trained model's (`train`) `model.family`; None for a config with neither section.
+def method_of(config: dict[str, Any], stage: str, architecture: dict[str, Any] | None = None) -> str | None:
+    """What produced a run: a `run`'s `search.method`, a trained model's (`train`) `model.family`, a `retrain`'s
+    the method that searched its architecture (its file's `method`); None where the record does not say.
 
     A missing key means its default: configs written before `search.method` existed searched with DNS-Rec,
-    the only method then, and `model.family` defaults to sasrec. `retrain` of an architecture file records
-    the method its config names, not necessarily the one that searched the file. db/versions/0003 holds a
-    frozen copy of this rule for rows recorded before the column existed.
+    the only method then, and `model.family` defaults to sasrec. A `retrain` config's own `search.method` is a
+    default nobody used, so it is never read: an architecture file without `method` (written before the key, or
+    by hand) gives None. db/versions/0003 holds a frozen copy of this rule for rows recorded before the column.
     """
+    if stage == "retrain":
+        method = architecture.get("method") if isinstance(architecture, dict) else None
+        return _str(method)
     search, model = config.get("search"), config.get("model")
     if isinstance(search, dict):
         return _str(search.get("method", "dnsrec"))
@@ -179,7 +182,6 @@ def key_parameters(config: dict[str, Any]) -> dict[str, Any]:
     """
     retrain = config.get("retrain")
     return {
-        "method": method_of(config),
         "attention": _str(config.get("attention")) or _str(_get(config, "model", "attention")),
         "lam": _float(_get(config, "search", "lam")),
         "gate_layers": _int(_get(config, "gates", "layers")),
@@ -201,6 +203,7 @@ def run_values(result: RunResult) -> dict[str, Any]:
         "stage": result.stage,
         "dataset": result.dataset,
         **key_parameters(result.config),
+        "method": method_of(result.config, result.stage, result.architecture),
         "config": result.config,
         "git_commit": env.get("git_commit") or None,
         "host": env.get("host") or None,

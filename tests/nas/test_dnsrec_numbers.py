@@ -29,6 +29,7 @@ def test_dnsrec_search_gives_the_numbers_of_before(case: str, tmp_path: Path) ->
     assert cfg.search.method == "dnsrec"
     r = dnsrec_run(cfg, tmp_path, log=lambda _: None)
     assert r.search is not None and r.notes == []
+    assert r.architecture is not None and r.architecture.pop("method") == "dnsrec"  # provenance, not a number
 
     def untimed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{k: v for k, v in e.items() if k not in TIMINGS} for e in entries]

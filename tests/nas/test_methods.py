@@ -239,7 +239,12 @@ def test_tiny_run_of_each_method_derives_retrains_and_is_recorded(method: str, t
     assert r.epochs == 1 and r.metrics["test"]["pop100/ndcg@10"] > 0 and 0 < r.flops["model"] <= r.flops["supernet"]
     assert r.search is not None and len(r.search["trajectory"]) == int(epochs)
     stored = [v for v in open_store().list_runs() if Path(v.run_dir) == run_dir.resolve()]
-    assert len(stored) == 1 and stored[0].status == "COMPLETE"
+    assert len(stored) == 1 and stored[0].status == "COMPLETE" and stored[0].method == arch.method == method
+    if method == "darts":  # a retrain of the searched file is recorded as the method that searched it
+        again = tmp_path / "retrain"
+        args = [*TINY_RUN, "retrain.max_epochs=1", f"run_dir={again}"]
+        assert main(["retrain", str(run_dir / "architecture.json"), *args]) == 0
+        assert [v.method for v in open_store().list_runs() if Path(v.run_dir) == again.resolve()] == ["darts"]
     if method == "recnas":
         assert "reconstruction" in r.notes[0] and r.search["flops_bound"] > 0
         assert sum(r.search["alive_candidates"][0]) == 1 and sum(r.search["alive_depths"]) == 1

@@ -161,3 +161,8 @@ def test_architecture_json_round_trip() -> None:
     assert again == arch and again.depth == 2 and again.hidden == (12, 12) and again.inner_widths == (24, 24)
     with pytest.raises(ConfigError, match="whole number of heads"):
         Architecture(d=16, inner=32, head_dim=4, hidden=(6,), inner_widths=(8,), gate_layers=0)
+    assert "method" not in arch.to_dict()  # unrecorded: left out, so files without the key read as written
+    named = Architecture.from_dict(arch.to_dict() | {"method": "darts"})
+    assert named.method == "darts" and Architecture.from_dict(named.to_dict()) == named
+    with pytest.raises(ConfigError, match="method must be a string"):
+        Architecture.from_dict(arch.to_dict() | {"method": 3})

@@ -27,28 +27,41 @@ def _trained(make_result: Any, family: str) -> RunResult:
     return make_result(stage="train", architecture=None, search=None, config=config)
 
 
-def _searched(make_result: Any, method: str | None, stage: str = "run") -> RunResult:
-    """A search stage's result whose config says `search.method=METHOD` (None: written before the key existed)."""
-    result = make_result(stage=stage)
+def _searched(make_result: Any, method: str | None) -> RunResult:
+    """A `run` result whose config says `search.method=METHOD` (None: written before the key existed)."""
+    result = make_result(stage="run")
     if method is not None:
         result.config["search"]["method"] = method
     return result
 
 
+def _retrained(make_result: Any, searched_by: str | None) -> RunResult:
+    """A `dnsrec retrain ARCH.json` result; its config names the default search method whatever searched the file."""
+    result = make_result(stage="retrain")
+    result.config["search"]["method"] = "dnsrec"
+    if searched_by is not None:
+        result.architecture["method"] = searched_by
+    return result
+
+
 def test_each_run_records_what_produced_it(store: ResultStore, make_result: Any, tmp_path: Path) -> None:
-    no_search = make_result(stage="retrain")
-    del no_search.config["search"]  # a retrain config naming no search: nothing to say what searched it
     ids = {
         "fdsa": store.record(_trained(make_result, "fdsa"), tmp_path / "fdsa"),
         "dnsrec": store.record(_searched(make_result, None), tmp_path / "dnsrec"),
         "darts": store.record(_searched(make_result, "darts"), tmp_path / "darts"),
-        "recnas": store.record(_searched(make_result, "recnas", stage="retrain"), tmp_path / "recnas"),
-        None: store.record(no_search, tmp_path / "retrain"),
+        "recnas": store.record(_retrained(make_result, "recnas"), tmp_path / "recnas"),
+        None: store.record(_retrained(make_result, None), tmp_path / "retrain"),  # a file that does not say
         "proxyless": store.record_running(
             tmp_path / "pending", stage="run", dataset="ml-100k", config={"search": {"method": "proxyless"}}
         ),
     }
     assert {run.id: run.method for run in store.list_runs()} == {run_id: m for m, run_id in ids.items()}
+
+
+def test_a_running_retrain_is_not_credited_to_its_configs_default(store: ResultStore, tmp_path: Path) -> None:
+    config = {"search": {"method": "dnsrec"}}  # what `dnsrec retrain` resolves whatever searched the file
+    store.record_running(tmp_path / "retrain", stage="retrain", dataset="ml-100k", config=config)
+    assert [run.method for run in store.list_runs()] == [None]
 
 
 # The columns of `dnsrec_runs` a row needs at revision 0002, typed as 0001 created them.
@@ -72,6 +85,7 @@ def test_migration_0003_fills_rows_recorded_at_0002(db_url: str) -> None:
         "sasrec": ("train", {"model": {"family": "sasrec", "d": 64}}),
         "old-dnsrec": ("run", {"search": {"lam": 0.1}}),  # before search.method existed
         "darts": ("run", {"search": {"lam": 0.1, "method": "darts"}}),
+        "retrain": ("retrain", {"search": {"lam": 0.1, "method": "dnsrec"}}),  # the file's searcher is unknown
         "running": ("run", {}),  # a launched trial recorded without its config
     }
     now = dt.datetime.now(dt.UTC)
@@ -88,7 +102,7 @@ def test_migration_0003_fills_rows_recorded_at_0002(db_url: str) -> None:
         found = {Path(run.run_dir).name: run.method for run in store.list_runs()}
     finally:
         store.close()
-    assert found == {"sasrec": "sasrec", "old-dnsrec": "dnsrec", "darts": "darts", "running": None}
+    assert found == {"sasrec": "sasrec", "old-dnsrec": "dnsrec", "darts": "darts", "retrain": None, "running": None}
 
 
 def test_results_list_export_compare_by_method(
