@@ -25,6 +25,7 @@ import torch
 from dnsrec.compose import compose
 from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
+from dnsrec.errors import DNSRecError
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.arch_step import ArchBatches, arch_ce
 from dnsrec.nas.controllers import relax, resource_loss
@@ -97,4 +98,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DNSRecError as e:  # a bad override or run directory: one line naming it, not a traceback
+        sys.exit(f"controller_gradients: {e}")
