@@ -7,8 +7,10 @@ the ones the run was started with (dataset, search.*, gates.*), so the supernet 
 shape. At the decision epoch (its weights, alpha, beta and tau, as the run kept them) it computes, on
 `--batches` validation batches of `--users` users (the run's seed), the gradient on alpha and beta of
 the CE term and of the resource term L_RC of Eq. 13, and prints them per candidate and per exit depth.
-The CE term is always taken on validation batches, also for a run searched with `search.arch_batch=train`;
-with per-layer alpha the rows show alpha's gradient summed over layers and the first layer's logits.
+The CE term is taken on validation batches (default), or with `--ce-batch train` on training batches as the
+default search steps on them (the run's `search.batch` targets of training windows per batch, dropout on as in a
+weight step), so the two forms' pull can be compared on one run; with per-layer alpha the rows show alpha's
+gradient summed over layers and the first layer's logits.
 Descent moves a logit against its gradient, so the term with the larger magnitude decides which candidate
 or depth grows; the last line gives the lambda at which lambda * |dL_RC/dbeta| equals |dCE/dbeta|.
 """
@@ -20,19 +22,22 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from dnsrec.compose import compose
 from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
+from dnsrec.data.sequences import SequenceData
 from dnsrec.errors import DNSRecError
 from dnsrec.evaluate import Evaluator
-from dnsrec.nas.arch_step import ArchBatches, arch_ce
+from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_ce
 from dnsrec.nas.controllers import relax, resource_loss
 from dnsrec.nas.search import CHECKPOINT, candidate_flops
 from dnsrec.nas.supernet import Supernet
 from dnsrec.train.checkpoint import load_checkpoint, load_model_state
 from dnsrec.train.device import Placement
+from dnsrec.train.loop import TrainingSamples
 
 
 def main() -> None:
@@ -45,6 +50,12 @@ def main() -> None:
         default=128,
         help="validation users per batch (default 128; the run's search.batch of 1024 whole ML-100K histories "
         "with their graph kept for two gradients needed 22 GB and was killed for memory here)",
+    )
+    ap.add_argument(
+        "--ce-batch",
+        choices=["valid", "train"],
+        default="valid",
+        help="the batches of the CE term: validation users' last positions (default) or training windows",
     )
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)  # after "--": the run's Hydra overrides
@@ -67,10 +78,12 @@ def main() -> None:
     q = relax(beta, at["tau"], gumbel=False)
     placement = Placement.resolve("cpu", "fp32")
     flops = candidate_flops(space)
-    batches = ArchBatches(Evaluator(data), args.users, cfg.train.seed, placement.device)
+    batches = ce_batches(args.ce_batch, data, cfg, args.users, args.batches, placement)
+    if args.ce_batch == "train":
+        supernet.train()  # dropout as in the search's training-batch architecture step
     ce_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
-    for k in range(args.batches):
-        ce = arch_ce(supernet, p, q, batches.get(k), placement)
+    for batch in batches:
+        ce = arch_ce(supernet, p, q, batch, placement)
         ga, gb = torch.autograd.grad(ce, [alpha, beta], retain_graph=True)
         ce_grads.append((ga.sum(dim=0), gb))
     rc = resource_loss(p, q, flops, at["l_t"], space.n_layers)
@@ -78,7 +91,8 @@ def main() -> None:
 
     print(
         f"{args.run_dir}: decision epoch {state['best_epoch']}, tau {at['tau']:.4f}, L_t {at['l_t']}, "
-        f"lambda {cfg.search.lam}, {args.batches} batches of {batches.batch} validation users"
+        f"lambda {cfg.search.lam}, {len(batches)} {args.ce_batch} batches of "
+        f"{sum(len(b) for b in batches) // len(batches)} scored positions on average"
     )
     print("logit | value | dCE (mean ± sd over batches) | dL_RC | lambda * dL_RC")
     rows = [
@@ -95,6 +109,19 @@ def main() -> None:
         )
     ce_beta = torch.stack([g[1] for g in ce_grads]).mean(dim=0)
     print(f"lambda at which |lambda * dL_RC/dbeta| = |dCE/dbeta|: {float(ce_beta.norm() / rc_beta.norm()):.3f}")
+
+
+def ce_batches(
+    kind: str, data: SequenceData, cfg: RunConfig, users: int, count: int, placement: Placement
+) -> list[ArchBatch]:
+    """`count` CE batches: validation users' last positions (`users` per batch), or training windows of
+    `search.batch` targets in the order of the search's first epoch (the training-batch form's own batches)."""
+    if kind == "valid":
+        valid = ArchBatches(Evaluator(data), users, cfg.train.seed, placement.device)
+        return [valid.get(k) for k in range(count)]
+    samples = TrainingSamples(data, "window", placement.device, cfg.train.window_overlap)
+    steps = samples.steps(cfg.search.batch, np.random.default_rng([cfg.train.seed, 2]), cfg.train.bucket)
+    return [ArchBatch.windows(*samples.get(idx)) for idx in steps[:count]]
 
 
 if __name__ == "__main__":
