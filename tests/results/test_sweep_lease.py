@@ -80,18 +80,22 @@ def test_two_drivers_started_together_on_a_fresh_database(db_url: str, tmp_path:
 
 def test_a_killed_drivers_lease_expires_and_a_rerun_takes_over(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'results.db'}"
-    env, args = _env(db_url), ["sweep", *sweep_args("takeover", 2, 1, "sweep.lease_seconds=3")]
+    # Long enough that the second driver's start (a CLI importing torch, seconds on a loaded 2-core machine:
+    # a 3 s lease had expired before it looked) surely falls inside the dead driver's lease.
+    lease = 30.0
+    env, args = _env(db_url), ["sweep", *sweep_args("takeover", 2, 1, f"sweep.lease_seconds={lease:g}")]
     first = start_dnsrec(args, tmp_path, env)
     seen: list[str] = []
     wait_for_line(first, r"trial 0 submitted as job", seen, timeout=180)
     first.kill()  # kill -9: no release, no heartbeat any more
     first.communicate(timeout=60)
+    killed = time.monotonic()
 
     early = dnsrec(args, tmp_path, env, timeout=120)  # the dead driver's lease has not expired yet
     assert early.returncode == 2, early.stdout + early.stderr
     _refusal(early.stderr, "takeover", first.pid)
 
-    time.sleep(3.5)
+    time.sleep(max(0.0, killed + lease + 0.5 - time.monotonic()))  # the last heartbeat was before the kill
     rerun = dnsrec(args, tmp_path, env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     final = _trials(db_url, "takeover")

@@ -57,11 +57,16 @@ def numbers(result: RunResult) -> dict[str, Any]:
         "epochs": result.epochs,
         "stopped": result.stopped,
         "history": untimed(result.history),
-        "architecture": result.architecture,
+        # `method` is provenance (which search chose it), not a computed number; recorded ones predate it
+        "architecture": None if result.architecture is None else _without(result.architecture, "method"),
     }
     if result.search is not None:
         out["search"] = {**result.search, "trajectory": untimed(result.search["trajectory"])}
     return out
+
+
+def _without(d: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k != key}
 
 
 def run_case(name: str, run_dir: Path) -> dict[str, Any]:
