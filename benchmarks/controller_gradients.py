@@ -8,8 +8,8 @@ shape. At the decision epoch (its weights, alpha, beta and tau, as the run kept 
 `--batches` validation batches of `--users` users (the run's seed), the gradient on alpha and beta of
 the CE term and of the resource term L_RC of Eq. 13, and prints them per candidate and per exit depth.
 The CE term is taken on validation batches (default), or with `--ce-batch train` on training batches as the
-default search steps on them (the run's `search.batch` targets of training windows per batch, dropout on as in a
-weight step), so the two forms' pull can be compared on one run; with per-layer alpha the rows show alpha's
+default search steps on them (the decision epoch's own architecture-step batches, dropout on as in the search),
+so the two forms' pull can be compared on one run; with per-layer alpha the rows show alpha's
 gradient summed over layers and the first layer's logits.
 Descent moves a logit against its gradient, so the term with the larger magnitude decides which candidate
 or depth grows; the last line gives the lambda at which lambda * |dL_RC/dbeta| equals |dCE/dbeta|.
@@ -78,7 +78,7 @@ def main() -> None:
     q = relax(beta, at["tau"], gumbel=False)
     placement = Placement.resolve("cpu", "fp32")
     flops = candidate_flops(space)
-    batches = ce_batches(args.ce_batch, data, cfg, args.users, args.batches, placement)
+    batches = ce_batches(args.ce_batch, data, cfg, args.users, args.batches, placement, state["best_epoch"])
     if args.ce_batch == "train":
         supernet.train()  # dropout as in the search's training-batch architecture step
     ce_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -112,16 +112,23 @@ def main() -> None:
 
 
 def ce_batches(
-    kind: str, data: SequenceData, cfg: RunConfig, users: int, count: int, placement: Placement
+    kind: str, data: SequenceData, cfg: RunConfig, users: int, count: int, placement: Placement, epoch: int
 ) -> list[ArchBatch]:
-    """`count` CE batches: validation users' last positions (`users` per batch), or training windows of
-    `search.batch` targets in the order of the search's first epoch (the training-batch form's own batches)."""
+    """`count` CE batches: validation users' last positions (`users` per batch), or the training batches the
+    search's architecture steps took in `epoch` (its weight steps' batches in that epoch's order, every
+    `search.arch_every`-th one by the global step count; the dropout masks are this script's own)."""
     if kind == "valid":
         valid = ArchBatches(Evaluator(data), users, cfg.train.seed, placement.device)
         return [valid.get(k) for k in range(count)]
     samples = TrainingSamples(data, "window", placement.device, cfg.train.window_overlap)
-    steps = samples.steps(cfg.search.batch, np.random.default_rng([cfg.train.seed, 2]), cfg.train.bucket)
-    return [ArchBatch.windows(*samples.get(idx)) for idx in steps[:count]]
+
+    def order(e: int) -> list[np.ndarray]:  # epoch e's batches, as dnsrec.train.epochs draws them
+        return samples.steps(cfg.search.batch, np.random.default_rng([cfg.train.seed, e]), cfg.train.bucket)
+
+    before = sum(len(order(e)) for e in range(1, epoch))  # weight steps taken before the epoch
+    every = cfg.search.arch_every
+    taken = [idx for i, idx in enumerate(order(epoch)) if (before + i + 1) % every == 0]
+    return [ArchBatch.windows(*samples.get(idx)) for idx in taken[:count]]
 
 
 if __name__ == "__main__":
