@@ -34,7 +34,7 @@ RUNS = sa.table(
 )
 
 
-def method_of(stage: Any, config: Any) -> str | None:
+def method_of(config: Any, stage: Any) -> str | None:
     """Frozen copy of `dnsrec.results.extract.method_of` at this revision (a migration never imports the
     package, whose rule may change later): `search.method` (absent: dnsrec, the only method before the key
     existed), else `model.family` (absent: sasrec), else None. A `retrain` row gets None: what searched its
@@ -60,7 +60,7 @@ def upgrade() -> None:
     filled = [
         {"run_id": run_id, "value": value}
         for run_id, stage, config in bind.execute(sa.select(RUNS.c.id, RUNS.c.stage, RUNS.c.config)).all()
-        if (value := method_of(stage, config)) is not None
+        if (value := method_of(config, stage)) is not None
     ]
     if filled:  # one executemany: no IN list to outgrow a backend's limit on bound parameters
         update = sa.update(RUNS).where(RUNS.c.id == sa.bindparam("run_id")).values(method=sa.bindparam("value"))

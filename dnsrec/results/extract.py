@@ -175,13 +175,15 @@ def method_of(config: dict[str, Any], stage: str, architecture: dict[str, Any] |
     return None
 
 
-def key_parameters(config: dict[str, Any]) -> dict[str, Any]:
-    """DESIGN.md's key parameters from a resolved config of any stage (None where a stage has none).
+def key_parameters(config: dict[str, Any], stage: str, architecture: dict[str, Any] | None = None) -> dict[str, Any]:
+    """DESIGN.md's key parameters from a resolved config of any stage (None where a stage has none), and what
+    produced the run (`method_of`, which for a retrain reads its `architecture`).
 
     `batch` is the final model's training batch: `retrain.batch` for DNS-Rec stages, `train.batch` else.
     """
     retrain = config.get("retrain")
     return {
+        "method": method_of(config, stage, architecture),
         "attention": _str(config.get("attention")) or _str(_get(config, "model", "attention")),
         "lam": _float(_get(config, "search", "lam")),
         "gate_layers": _int(_get(config, "gates", "layers")),
@@ -202,8 +204,7 @@ def run_values(result: RunResult) -> dict[str, Any]:
         "failure_reason": None,
         "stage": result.stage,
         "dataset": result.dataset,
-        **key_parameters(result.config),
-        "method": method_of(result.config, result.stage, result.architecture),
+        **key_parameters(result.config, result.stage, result.architecture),
         "config": result.config,
         "git_commit": env.get("git_commit") or None,
         "host": env.get("host") or None,

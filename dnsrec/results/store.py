@@ -31,7 +31,6 @@ from dnsrec.results.extract import (
     MetricKey,
     architecture_values,
     key_parameters,
-    method_of,
     metric_rows,
     run_values,
     validate,
@@ -236,7 +235,7 @@ class ResultStore:
             "stage": stage,
             "dataset": dataset,
         }
-        values |= {**key_parameters(config or {}), "method": method_of(config or {}, stage), "config": config or {}}
+        values |= {**key_parameters(config or {}, stage), "config": config or {}}
         with self.session() as s:
             return self._upsert(s, directory, values, dataset, sweep, trial, launcher, slurm)
 

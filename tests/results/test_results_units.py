@@ -16,7 +16,7 @@ from dnsrec.cli import main
 from dnsrec.recording import DbOptions, record
 from dnsrec.results import MetricKey, QueryError, SlurmInfo, open_store
 from dnsrec.results.database import mask_text, resolve_url
-from dnsrec.results.extract import architecture_values, key_parameters, method_of, problems
+from dnsrec.results.extract import architecture_values, key_parameters, problems
 from dnsrec.results.pareto import dominated, front
 
 
@@ -52,8 +52,8 @@ def test_problems_name_every_defect(make_result: Any) -> None:
 
 def test_key_parameters_of_each_stage() -> None:
     train = {"model": {"attention": "softmax"}, "train": {"lr": 0.002, "seed": 4, "batch": 512}}
-    assert method_of(train, "train") == "sasrec"  # model.family's default
-    assert key_parameters(train) == {
+    assert key_parameters(train, "train") == {
+        "method": "sasrec",  # model.family's default
         "attention": "softmax",
         "lam": None,
         "gate_layers": None,
@@ -65,9 +65,9 @@ def test_key_parameters_of_each_stage() -> None:
         "batch": 512,
     }
     run = {"attention": "linear", "search": {"lam": 1, "epochs": 3}, "gates": {"layers": 0}, "retrain": {"batch": 64}}
-    got = key_parameters(run | {"train": {"lr": 0.001, "seed": 0, "batch": 2048}})
+    got = key_parameters(run | {"train": {"lr": 0.001, "seed": 0, "batch": 2048}}, "run")
     assert (got["lam"], got["gate_layers"], got["batch"], got["search_epochs"]) == (1.0, 0, 64, 3)
-    assert method_of(run, "run") == "dnsrec"  # no search.method: recorded before the key existed, DNS-Rec then
+    assert got["method"] == "dnsrec"  # no search.method: recorded before the key existed, DNS-Rec then
 
 
 def test_a_train_stage_architecture_comes_from_its_model(make_result: Any) -> None:
