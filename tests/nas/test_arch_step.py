@@ -158,3 +158,39 @@ def test_search_step_cost_benchmark_prints_every_form(tmp_path: Path) -> None:
     ]
     assert out.splitlines()[-2].startswith("validation batch, final layer at the last position only: ")
     assert out.splitlines()[-1].startswith("seconds per target: training windows ")
+
+
+def test_controller_gradients_train_batches_are_the_searchs_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--ce-batch train` takes the training batches the search's architecture steps took in the decision epoch:
+    checked against the batches a spy on the search's `arch_step` saw, per epoch (3 epochs, an architecture
+    step every 4th weight step, a count that does not divide an epoch's steps, so the picks shift by epoch)."""
+    import importlib.util
+
+    import dnsrec.nas.search as search_module
+
+    overrides = [*TINY_RUN, "search.epochs=3", "search.arch_every=4", "search.arch_batch=train"]
+    seen: list[tuple[int, list[int]]] = []  # (global weight step, the batch's targets)
+
+    def spy(net: Supernet, ctl: Controllers, opt: torch.optim.Optimizer, batch: ArchBatch, step: int, *a, **k):  # type: ignore[no-untyped-def]
+        seen.append((step, batch.targets.tolist()))
+        return arch_step(net, ctl, opt, batch, step, *a, **k)
+
+    monkeypatch.setattr(search_module, "arch_step", spy)
+    cfg = RunConfig.from_mapping(compose("run", overrides))
+    dnsrec_run(cfg, tmp_path, log=lambda _: None)
+    spec = importlib.util.spec_from_file_location("controller_gradients", GRADIENTS_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    data = load_dataset("gowalla-100")
+    samples = TrainingSamples(data, "window", torch.device("cpu"))
+    rng = np.random.default_rng
+    counts = [len(samples.steps(512, rng([cfg.train.seed, e]), cfg.train.bucket)) for e in (1, 2, 3)]
+    assert counts[0] % 4 != 0  # else the global count would not matter
+    bounds = np.cumsum([0, *counts])
+    for epoch in (1, 2, 3):
+        want = [t for step, t in seen if bounds[epoch - 1] < step <= bounds[epoch]]
+        picked = script.ce_batches("train", data, cfg, 0, len(want), Placement.resolve("cpu", "fp32"), epoch)
+        assert want and [b.targets.tolist() for b in picked] == want, f"epoch {epoch}"
