@@ -29,7 +29,18 @@ TIMINGS = {"seconds", "train_seconds", "eval_seconds", "targets_per_second"}
 CASES: dict[str, tuple[str, list[str]]] = {
     "fit": ("train", [*TINY_TRAIN, "train.max_epochs=4", "train.patience=1"]),  # stops at max_epochs
     "fit_patience": ("train", [*TINY_TRAIN, "train.max_epochs=8", "train.patience=1", "lr=0.02"]),  # at patience
-    "search_valid": ("run", [*TINY_RUN, "search.epochs=2", "search.arch_every=1", "retrain.max_epochs=2"]),
+    # recorded when architecture steps took the training batch by default: pinned to that form
+    "search_train_batches": (
+        "run",
+        [
+            *TINY_RUN,
+            "search.epochs=2",
+            "search.arch_every=1",
+            "search.arch_batch=train",
+            "search.arch_batch_size=null",
+            "retrain.max_epochs=2",
+        ],
+    ),
     "search_warmup_train_batches": (
         "run",
         [
