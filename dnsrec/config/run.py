@@ -130,9 +130,13 @@ class RunConfig:
         attention_kind("attention", attention)
         dropout = cfg.get("dropout", DEFAULT_DROPOUT)
         dropout_rate("dropout", dropout)
+        search = dict(cfg.get("search") or {})
+        preset = _preset(cfg)
+        if search.get("lam", 0) is None:  # null (sweeps/run.yaml) = the dataset preset's lambda
+            search["lam"] = preset.lam if preset else SearchConfig.lam
         run = RunConfig(
             dataset=_dataset(cfg),
-            search=build(SearchConfig, dict(cfg.get("search") or {}), "search."),
+            search=build(SearchConfig, search, "search."),
             gates=build(GatesConfig, dict(cfg.get("gates") or {}), "gates."),
             retrain=build(RetrainConfig, dict(cfg.get("retrain") or {}), "retrain."),
             train=_train(cfg, run=True),

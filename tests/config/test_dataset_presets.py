@@ -31,6 +31,18 @@ def test_the_dataset_group_is_generated_from_the_presets() -> None:
     assert (over.dataset.d, over.dataset.max_len, over.dataset.inner) == (32, 50, 256)
 
 
+def test_search_lambda_is_the_presets_unless_given() -> None:
+    """`search.lam: null` (sweeps/run.yaml) takes the dataset preset's lambda; an override or a sweep's value wins."""
+    assert compose("run", [])["search"]["lam"] is None
+    assert RunConfig.from_mapping(compose("run", ["dataset=ml-100k"])).search.lam == 0.1  # the paper's
+    assert RunConfig.from_mapping(compose("run", ["dataset=gowalla-1k"])).search.lam == 0.3
+    assert get_preset("gowalla-1k").lam == 0.3 and get_preset("gowalla").lam == 0.1
+    given = RunConfig.from_mapping(compose("run", ["dataset=gowalla-1k", "search.lam=0.02"]))
+    assert given.search.lam == 0.02
+    with pytest.raises(ConfigError, match=r"search\.lam"):
+        RunConfig.from_mapping(compose("run", ["dataset=gowalla-1k", "search.lam=-1"]))
+
+
 def test_a_mapping_may_name_the_preset_alone() -> None:
     """A config built by hand (not composed) takes every dataset key it leaves out from the named preset."""
     raw = compose("run", [])
