@@ -37,6 +37,7 @@ from dnsrec.nas.search import CHECKPOINT, candidate_flops
 from dnsrec.nas.supernet import Supernet
 from dnsrec.train.checkpoint import load_checkpoint, load_model_state
 from dnsrec.train.device import Placement
+from dnsrec.train.epochs import epoch_batches
 from dnsrec.train.loop import TrainingSamples
 
 
@@ -122,8 +123,8 @@ def ce_batches(
         return [valid.get(k) for k in range(count)]
     samples = TrainingSamples(data, "window", placement.device, cfg.train.window_overlap)
 
-    def order(e: int) -> list[np.ndarray]:  # epoch e's batches, as dnsrec.train.epochs draws them
-        return samples.steps(cfg.search.batch, np.random.default_rng([cfg.train.seed, e]), cfg.train.bucket)
+    def order(e: int) -> list[np.ndarray]:
+        return epoch_batches(samples, cfg.search.batch, cfg.train.seed, e, cfg.train.bucket)
 
     before = sum(len(order(e)) for e in range(1, epoch))  # weight steps taken before the epoch
     every = cfg.search.arch_every

@@ -86,6 +86,12 @@ class Batches(Protocol):
     def steps(self, batch: int, rng: np.random.Generator, bucket: bool = True) -> list[np.ndarray]: ...
 
 
+def epoch_batches(samples: Batches, batch: int, seed: int, epoch: int, bucket: bool = True) -> list[np.ndarray]:
+    """Epoch `epoch`'s steps in order, a pure function of (seed, epoch): a resumed run takes the batches an
+    unbroken one would, and a diagnostic (benchmarks/controller_gradients.py) can find the ones an epoch took."""
+    return samples.steps(batch, np.random.default_rng([seed, epoch]), bucket)
+
+
 S = TypeVar("S", bound=EpochState)
 
 
@@ -223,7 +229,7 @@ class EpochLoop(Generic[S]):
         begun = time.perf_counter()
         torch.manual_seed(distributed.epoch_seed(plan.seed, epoch, engine.rank))  # dropout masks
         engine.set_training(True)
-        steps = self.samples.steps(plan.batch, np.random.default_rng([plan.seed, epoch]), plan.bucket)
+        steps = epoch_batches(self.samples, plan.batch, plan.seed, epoch, plan.bucket)
         bar = Progress(len(steps), f"{task.label} {epoch}", enabled=plan.progress and distributed.is_main())
         task.begin_epoch(epoch)
         t0, loss_sum, seen = time.perf_counter(), 0.0, 0
