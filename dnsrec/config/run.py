@@ -132,7 +132,7 @@ class RunConfig:
         dropout_rate("dropout", dropout)
         search = dict(cfg.get("search") or {})
         preset = _preset(cfg)
-        if search.get("lam", 0) is None:  # null (sweeps/run.yaml) = the dataset preset's lambda
+        if search.get("lam") is None:  # null (sweeps/run.yaml) or left out = the dataset preset's lambda
             search["lam"] = preset.lam if preset else SearchConfig.lam
         run = RunConfig(
             dataset=_dataset(cfg),

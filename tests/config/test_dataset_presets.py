@@ -37,6 +37,9 @@ def test_search_lambda_is_the_presets_unless_given() -> None:
     assert RunConfig.from_mapping(compose("run", ["dataset=ml-100k"])).search.lam == 0.1  # the paper's
     assert RunConfig.from_mapping(compose("run", ["dataset=gowalla-1k"])).search.lam == 0.3
     assert get_preset("gowalla-1k").lam == 0.3 and get_preset("gowalla").lam == 0.1
+    by_hand = compose("run", ["dataset=gowalla-1k"])
+    del by_hand["search"]["lam"]
+    assert RunConfig.from_mapping(by_hand).search.lam == 0.3  # a mapping that leaves it out: the preset's too
     given = RunConfig.from_mapping(compose("run", ["dataset=gowalla-1k", "search.lam=0.02"]))
     assert given.search.lam == 0.02
     with pytest.raises(ConfigError, match=r"search\.lam"):
