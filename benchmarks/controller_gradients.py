@@ -121,6 +121,11 @@ def ce_batches(
     if kind == "valid":
         valid = ArchBatches(Evaluator(data), users, cfg.train.seed, placement.device)
         return [valid.get(k) for k in range(count)]
+    if epoch <= cfg.search.warmup_epochs:
+        raise DNSRecError(
+            f"the decision epoch {epoch} lies in the search's warm-up (search.warmup={cfg.search.warmup:g}): "
+            "it took no architecture steps; use --ce-batch valid"
+        )
     samples = TrainingSamples(data, "window", placement.device, cfg.train.window_overlap)
 
     def order(e: int) -> list[np.ndarray]:

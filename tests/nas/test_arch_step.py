@@ -8,9 +8,11 @@ windows (every target position, the published code's `search.arch_batch=train`).
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from tiny_runs import TINY_RUN
 from dnsrec.compose import compose
 from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
+from dnsrec.errors import DNSRecError
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_step
 from dnsrec.nas.controllers import Controllers
@@ -166,8 +169,6 @@ def test_controller_gradients_train_batches_are_the_searchs_own(
     """`--ce-batch train` takes the training batches the search's architecture steps took in the decision epoch:
     checked against the batches a spy on the search's `arch_step` saw, per epoch (3 epochs, an architecture
     step every 4th weight step, a count that does not divide an epoch's steps, so the picks shift by epoch)."""
-    import importlib.util
-
     import dnsrec.nas.search as search_module
 
     overrides = [*TINY_RUN, "search.epochs=3", "search.arch_every=4", "search.arch_batch=train"]
@@ -180,10 +181,7 @@ def test_controller_gradients_train_batches_are_the_searchs_own(
     monkeypatch.setattr(search_module, "arch_step", spy)
     cfg = RunConfig.from_mapping(compose("run", overrides))
     dnsrec_run(cfg, tmp_path, log=lambda _: None)
-    spec = importlib.util.spec_from_file_location("controller_gradients", GRADIENTS_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _gradients_script()
     data = load_dataset("gowalla-100")
     samples = TrainingSamples(data, "window", torch.device("cpu"))
     rng = np.random.default_rng
@@ -194,3 +192,22 @@ def test_controller_gradients_train_batches_are_the_searchs_own(
         want = [t for step, t in seen if bounds[epoch - 1] < step <= bounds[epoch]]
         picked = script.ce_batches("train", data, cfg, 0, len(want), Placement.resolve("cpu", "fp32"), epoch)
         assert want and [b.targets.tolist() for b in picked] == want, f"epoch {epoch}"
+
+
+def test_controller_gradients_refuses_train_batches_of_a_warm_up_epoch() -> None:
+    """A decision epoch inside the warm-up took no architecture steps: a one-line error, not batches it never saw."""
+    script = _gradients_script()
+    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.epochs=3", "search.warmup=0.34"]))
+    data = load_dataset("gowalla-100")
+    with pytest.raises(DNSRecError, match=r"decision epoch 1 lies in the search's warm-up \(search\.warmup=0\.34\)"):
+        script.ce_batches("train", data, cfg, 0, 1, Placement.resolve("cpu", "fp32"), 1)
+    assert script.ce_batches("train", data, cfg, 0, 1, Placement.resolve("cpu", "fp32"), 2)  # after it: batches
+
+
+def _gradients_script() -> ModuleType:
+    """benchmarks/controller_gradients.py as a module (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location("controller_gradients", GRADIENTS_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
