@@ -33,9 +33,7 @@ from dnsrec.errors import DNSRecError
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_ce
 from dnsrec.nas.controllers import relax, resource_loss
-from dnsrec.nas.search import CHECKPOINT, candidate_flops
-from dnsrec.nas.supernet import Supernet
-from dnsrec.train.checkpoint import load_checkpoint, load_model_state
+from dnsrec.nas.search import candidate_flops, load_decision
 from dnsrec.train.device import Placement
 from dnsrec.train.epochs import epoch_batches
 from dnsrec.train.loop import TrainingSamples
@@ -66,12 +64,7 @@ def main() -> None:
     cfg = RunConfig.from_mapping(compose("run", overrides))
     data = load_dataset(cfg.dataset.name, data_dir=cfg.data_dir, max_len=cfg.dataset.max_len)
     space = cfg.space(data)
-    ckpt = args.run_dir / CHECKPOINT
-    saved = load_checkpoint(ckpt)
-    state = saved["state"]
-    at = state["trajectory"][state["best_epoch"] - 1]
-    supernet = Supernet(space).eval()
-    load_model_state(supernet, saved["best_supernet"], ckpt)
+    supernet, at = load_decision(args.run_dir, space)
 
     alpha = torch.tensor(at["alpha"], requires_grad=True)
     beta = torch.tensor(at["beta"], requires_grad=True)
@@ -79,7 +72,7 @@ def main() -> None:
     q = relax(beta, at["tau"], gumbel=False)
     placement = Placement.resolve("cpu", "fp32")
     flops = candidate_flops(space)
-    batches = ce_batches(args.ce_batch, data, cfg, args.users, args.batches, placement, state["best_epoch"])
+    batches = ce_batches(args.ce_batch, data, cfg, args.users, args.batches, placement, at["epoch"])
     if args.ce_batch == "train":
         supernet.train()  # dropout as in the search's training-batch architecture step
     ce_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -91,7 +84,7 @@ def main() -> None:
     rc_alpha, rc_beta = (g.detach() for g in torch.autograd.grad(rc, [alpha, beta]))
 
     print(
-        f"{args.run_dir}: decision epoch {state['best_epoch']}, tau {at['tau']:.4f}, L_t {at['l_t']}, "
+        f"{args.run_dir}: decision epoch {at['epoch']}, tau {at['tau']:.4f}, L_t {at['l_t']}, "
         f"lambda {cfg.search.lam}, {len(batches)} {args.ce_batch} batches of "
         f"{sum(len(b) for b in batches) // len(batches)} scored positions on average"
     )

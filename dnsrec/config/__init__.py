@@ -16,7 +16,7 @@ from dnsrec.errors import ConfigError
 T = TypeVar("T")
 
 # The choices of the method's config keys: one home, read by the validators below and by dnsrec.nas.
-RELAXATIONS = ("softmax", "gumbel")  # search.relax
+RELAXATIONS = ("softmax", "gumbel", "hard")  # search.relax
 TAU_SCHEDULES = ("steps", "search")  # search.tau_schedule
 # search.method: DNS-Rec, or a NAS baseline over the same supernet (dnsrec.nas.methods; RecNAS is a reconstruction)
 SEARCH_METHODS = ("dnsrec", "darts", "proxyless", "recnas")
@@ -240,8 +240,9 @@ class SearchConfig:
         check("search.flops_budget", self.flops_budget <= 1, "a fraction in (0, 1]", self.flops_budget)
         check(
             "search.relax",
-            self.relax == "softmax" or self.method in ("dnsrec", "recnas"),
-            f"softmax with search.method={self.method} (it relaxes by its own rule)",
+            self.relax == "softmax" or self.method == "dnsrec" or (self.method == "recnas" and self.relax == "gumbel"),
+            f"softmax with search.method={self.method} (it relaxes by its own rule)"
+            + (" or gumbel" if self.method == "recnas" else ""),
             self.relax,
         )
 

@@ -76,6 +76,14 @@ def relax(logits: Tensor, tau: float, gumbel: bool, generator: torch.Generator |
     return F.softmax(logits / tau, dim=-1)
 
 
+def straight_through_one_hot(probs: Tensor, index: Tensor) -> Tensor:
+    """`probs`' shape, 1 at `index` (one per row), 0 elsewhere, with the straight-through gradient of `probs`:
+    the value is exactly the one-hot path (probs - probs.detach() is exactly 0), the gradient dL/dg flows into
+    probs, so dL/dlogit_i = sum_j dL/dg_j dprobs_j/dlogit_i (ProxylessNAS's binarised gradient, GDAS's)."""
+    hard = torch.zeros_like(probs).scatter_(-1, index[..., None], 1.0)
+    return hard + (probs - probs.detach())
+
+
 class Controllers(nn.Module):
     """alpha: (1 or L, m) candidate logits, shared across layers by default; beta: (L,) exit logits."""
 
@@ -95,12 +103,38 @@ class Controllers(nn.Module):
         self.beta = nn.Parameter(torch.zeros(n_layers))
 
     def forward(self, step: int, noise: bool = True, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """(p (L, m), q (L,)) at weight-update step `step`; `noise=False` gives the deterministic softmax."""
+        """(p (L, m), q (L,)) at weight-update step `step`; `noise=False` gives what the search evaluates: the
+        deterministic softmax, or with the `hard` relaxation the argmax path."""
         tau = self.schedule(step)
+        if self.relaxation == "hard":
+            return self._sampled_path(tau, noise, generator)
         gumbel = noise and self.relaxation == "gumbel"
         p = relax(self.alpha, tau, gumbel, generator).expand(self.n_layers, -1)
         q = relax(self.beta, tau, gumbel, generator)
         return p, q
+
+    def _sampled_path(self, tau: float, noise: bool, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """The `hard` relaxation (GDAS, Dong & Yang 2019, with DNS-Rec's temperature): ONE path, a width and an
+        exit depth drawn from softmax(logits / tau) by the Gumbel-max trick (the argmax without noise), as a
+        one-hot p and q whose gradient is the Gumbel-softmax's (straight-through). Every weight step then trains
+        the drawn subnet as itself: under the softmax mixture the weights co-adapt to the current expected mask,
+        and subnets the mixture holds little of score near chance with the weights they would inherit
+        (benchmarks/subnet_probe.py), so the CE pulls the controllers toward whatever leads early."""
+
+        def path(logits: Tensor) -> Tensor:
+            soft = relax(logits / tau, 1.0, noise, generator)  # softmax(logits / tau + Gumbel noise)
+            return straight_through_one_hot(soft, soft.detach().argmax(dim=-1))
+
+        return path(self.alpha).expand(self.n_layers, -1), path(self.beta)
+
+    def probabilities(self, step: int) -> tuple[Tensor, Tensor]:
+        """The controllers' distributions at `step` as the trajectory records them (p (L, m), q (L,)): what the
+        search evaluates, except under the `hard` relaxation, which evaluates the argmax path and records
+        softmax(logits / tau), the distribution its paths are drawn from."""
+        if self.relaxation != "hard":
+            return self(step, noise=False)  # type: ignore[no-any-return]
+        tau = self.schedule(step)
+        return relax(self.alpha, tau, False).expand(self.n_layers, -1), relax(self.beta, tau, False)
 
     def resource_term(self, p: Tensor, q: Tensor, flops: Tensor, l_t: int) -> Tensor | None:
         """The architecture loss's resource term at the relaxed (p, q), before lambda: DNS-Rec's L_RC (Eq. 12,

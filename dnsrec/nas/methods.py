@@ -44,7 +44,14 @@ from torch import Tensor
 
 from dnsrec.config import SEARCH_METHODS, SearchConfig
 from dnsrec.errors import ConfigError
-from dnsrec.nas.controllers import Controllers, TemperatureSchedule, flops_span, relax, resource_loss
+from dnsrec.nas.controllers import (
+    Controllers,
+    TemperatureSchedule,
+    flops_span,
+    relax,
+    resource_loss,
+    straight_through_one_hot,
+)
 from dnsrec.nas.flops import expected_flops
 from dnsrec.nas.search import candidate_flops
 from dnsrec.nas.space import SearchSpace
@@ -81,19 +88,11 @@ class DARTSControllers(_FixedTemperature):
         return None
 
 
-def _one_hot_rows(probs: Tensor, index: Tensor) -> Tensor:
-    """Rows of `probs`' shape, 1 at `index` (one per row), 0 elsewhere, with the straight-through gradient of
-    `probs`: the value is exactly the one-hot path (p - p.detach() is exactly 0), the gradient dL/dg flows into
-    probs, so dL/dalpha_i = sum_j dL/dg_j p_j (delta_ij - p_i): ProxylessNAS's binarised path gradient."""
-    hard = torch.zeros_like(probs).scatter_(-1, index[..., None], 1.0)
-    return hard + (probs - probs.detach())
-
-
 class ProxylessControllers(_FixedTemperature):
     """ProxylessNAS (Cai et al. 2019) on the supernet: binarised paths. Each weight step samples ONE path, a
     width candidate (per layer with per-layer alpha) from softmax(alpha) and an exit depth from softmax(beta),
     and trains that path alone (p and q one-hot). Each architecture step samples a path again and updates
-    alpha, beta with the binarised gradient (`_one_hot_rows`); the zero-masked supernet gives dL/dg_j of
+    alpha, beta with the binarised gradient (`straight_through_one_hot`); the zero-masked supernet gives dL/dg_j of
     every candidate j from the one sampled forward, since the expected mask is linear in g. The resource term
     is the expected FLOPs under softmax(alpha), softmax(beta) (the paper's expected latency), per layer's span.
     Evaluation during the search runs the most likely path (argmax), the network the search would derive."""
@@ -105,7 +104,7 @@ class ProxylessControllers(_FixedTemperature):
             j = torch.multinomial(q.detach(), 1, generator=generator)[:, 0]
         else:
             i, j = p.detach().argmax(dim=-1), q.detach().argmax(dim=-1)
-        return _one_hot_rows(p, i).expand(self.n_layers, -1), _one_hot_rows(q, j)[0]
+        return straight_through_one_hot(p, i).expand(self.n_layers, -1), straight_through_one_hot(q, j)[0]
 
     def resource_term(self, p: Tensor, q: Tensor, flops: Tensor, l_t: int) -> Tensor | None:
         soft_p = F.softmax(self.alpha, dim=-1).expand(self.n_layers, -1)

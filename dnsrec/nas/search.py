@@ -40,7 +40,7 @@ from dnsrec.nas.flops import expected_flops, layer_flops
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.train import distributed
-from dnsrec.train.checkpoint import ConfigStamp, load_model_state
+from dnsrec.train.checkpoint import ConfigStamp, load_checkpoint, load_model_state
 from dnsrec.train.device import Placement
 from dnsrec.train.engine import Engine, LossFn, make_engine, split_step
 from dnsrec.train.epochs import (
@@ -67,6 +67,18 @@ def candidate_flops(space: SearchSpace) -> torch.Tensor:
             for h, inner in zip(space.hidden_widths, space.inner_widths, strict=True)
         ]
     )
+
+
+def load_decision(run_dir: Path, space: SearchSpace) -> tuple[Supernet, dict[str, Any]]:
+    """A finished search's supernet (eval mode) holding the weights of its decision epoch, and that epoch's
+    trajectory entry (alpha, beta, p, q, tau, L_t, ...), read from `run_dir`'s search checkpoint; where the
+    analysis scripts (benchmarks/controller_gradients.py, benchmarks/subnet_probe.py) start."""
+    ckpt = run_dir / CHECKPOINT
+    saved = load_checkpoint(ckpt)
+    state = saved["state"]
+    supernet = Supernet(space).eval()
+    load_model_state(supernet, saved["best_supernet"], ckpt)
+    return supernet, state["trajectory"][state["best_epoch"] - 1]
 
 
 @dataclass
@@ -297,9 +309,11 @@ class _Search(EpochTask[SearchState]):
         return {"tau": self.tau_at(self.state.step)}
 
     def evaluate(self) -> dict[str, float]:
-        """The soft mixture (deterministic relaxation at the current step) on the validation split."""
+        """The deterministic relaxation at the current step (the soft mixture; the argmax path under the `hard`
+        relaxation) on the validation split."""
         with torch.no_grad():
-            self.p, self.q = p, q = self.controllers(self.state.step, noise=False)
+            p, q = self.controllers(self.state.step, noise=False)
+            self.p, self.q = self.controllers.probabilities(self.state.step)  # recorded in the trajectory
         placement = self.placement
         with self.engine.weights() as net:
 
