@@ -9,6 +9,7 @@ windows (every target position, the published code's `search.arch_batch=train`).
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,8 @@ from dnsrec.errors import DNSRecError
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.arch_step import ArchBatch, ArchBatches, arch_step
 from dnsrec.nas.controllers import Controllers
-from dnsrec.nas.search import candidate_flops
+from dnsrec.nas.derive import build_compact, derive_architecture, transfer_weights
+from dnsrec.nas.search import candidate_flops, load_decision
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.pipeline import dnsrec_run
@@ -36,6 +38,7 @@ from dnsrec.train.loop import TrainingSamples
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 GRADIENTS_SCRIPT = BENCHMARKS / "controller_gradients.py"
+PROBE_SCRIPT = BENCHMARKS / "subnet_probe.py"
 COST_SCRIPT = BENCHMARKS / "search_step_cost.py"
 
 
@@ -142,6 +145,33 @@ def test_controller_gradients_report_on_a_finished_run(tmp_path: Path) -> None:
     rc = [float(r[3]) for r in rows]
     assert abs(sum(rc[:3])) < 1e-4 and abs(sum(rc[3:])) < 1e-4 and max(map(abs, rc)) > 1e-3
     assert "lambda at which" in out.splitlines()[-1]
+
+
+def test_subnet_probe_scores_the_choice_as_its_compact_model(tmp_path: Path) -> None:
+    """benchmarks/subnet_probe.py on a tiny run: one row per (depth, width); the search's choice scores what the
+    `wide` compact model with the transferred decision-epoch weights scores (an independent forward), and its
+    FLOPs column is the retrained model's as result.json records it."""
+    cfg = RunConfig.from_mapping(compose("run", TINY_RUN))
+    dnsrec_run(cfg, tmp_path, log=lambda _: None)
+    out = subprocess.run(
+        [sys.executable, str(PROBE_SCRIPT), str(tmp_path), "--", *TINY_RUN],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout  # fmt: skip
+    rows = [line.split(" | ") for line in out.splitlines() if line[:1].isdigit()]
+    assert sorted((int(r[0]), int(r[1])) for r in rows) == [(d, w) for d in (1, 2) for w in (4, 8, 16)]
+    chosen = next(r for r in rows if r[-1] == "<-")
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert float(chosen[3]) == pytest.approx(result["flops"]["model"] / 1e6, abs=0.005)
+
+    data = load_dataset("gowalla-100")
+    space = cfg.space(data)
+    supernet, at = load_decision(tmp_path, space)
+    arch = derive_architecture(space, at["candidates"], at["depth"])
+    compact = build_compact(arch, space, shape="wide").eval()
+    transfer_weights(supernet, compact)
+    with torch.no_grad():
+        want = Evaluator(data).evaluate(compact.score, "valid")["pop100/ndcg@10"]
+    assert float(chosen[4]) == pytest.approx(want, abs=1e-4)
 
 
 def test_search_step_cost_benchmark_prints_every_form(tmp_path: Path) -> None:
