@@ -74,7 +74,8 @@ def main() -> None:
 
     print(
         f"{args.run_dir}: decision epoch {at['epoch']}, tau {at['tau']:.4f}, chosen depth {chosen[0]} width "
-        f"{space.hidden_widths[chosen[1]]}; the soft mixture's valid pop100 NDCG@10 "
+        f"{space.hidden_widths[chosen[1]]}; the search's own valid pop100 NDCG@10 there (the soft mixture's, or "
+        "the argmax path's under search.relax=hard) "
         f"{at['valid'].get(METRICS[0], float('nan')):.4f}"
     )
     print("depth | width | inner | FLOPs (M) | valid pop100 NDCG@10 | valid full NDCG@10 | p[width] | q[depth] | mark")
