@@ -9,6 +9,8 @@ the study; a driver killed with -9 leaves a lease that expires, and a rerun then
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,8 +24,6 @@ REFUSAL = "dnsrec: error: sweep {name} is already driven by pid {pid} on host {h
 
 
 def _env(db_url: str) -> dict[str, str]:
-    import os
-
     return {**os.environ, "DNSREC_DB_URL": db_url, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -41,12 +41,18 @@ def _refusal(err: str, name: str, pid: int) -> None:
 
 
 def test_a_second_driver_is_refused_while_the_first_runs_a_trial(db_url: str, tmp_path: Path) -> None:
-    env, args = _env(db_url), ["sweep", *sweep_args("lease", 2, 1)]
+    # The first driver is frozen (SIGSTOP) once it has submitted a trial, so it is still mid-sweep, holding
+    # its lease, whenever the second one gets going: on a loaded machine the tiny sweep otherwise finished
+    # before the second driver had imported. The lease outlives the freeze (600 s without a heartbeat).
+    env, args = _env(db_url), ["sweep", *sweep_args("lease", 2, 1, "sweep.lease_seconds=600")]
     first = start_dnsrec(args, tmp_path, env)
     seen: list[str] = []
     wait_for_line(first, r"trial 0 submitted as job", seen, timeout=180)
-
-    second = dnsrec(args, tmp_path, env, timeout=120)
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = dnsrec(args, tmp_path, env, timeout=120)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert second.returncode == 2, second.stdout + second.stderr
     _refusal(second.stderr, "lease", first.pid)
     assert "submitted" not in second.stdout and "lost" not in second.stdout
