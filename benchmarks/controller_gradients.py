@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dnsrec.compose import compose
+from dnsrec.compose import compose, parse_script_args
 from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
 from dnsrec.data.sequences import SequenceData
@@ -56,9 +56,7 @@ def main() -> None:
         default="valid",
         help="the batches of the CE term: validation users' last positions (default) or training windows",
     )
-    argv = sys.argv[1:]
-    cut = argv.index("--") if "--" in argv else len(argv)  # after "--": the run's Hydra overrides
-    args, overrides = ap.parse_args(argv[:cut]), argv[cut + 1 :]
+    args, overrides = parse_script_args(ap, sys.argv[1:])  # after "--": the run's Hydra overrides
     torch.set_num_threads(1)
 
     cfg = RunConfig.from_mapping(compose("run", overrides))

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from dnsrec.compose import compose
+from dnsrec.compose import compose, parse_script_args
 from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
 from dnsrec.evaluate import Evaluator
@@ -67,9 +67,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="ml-100k")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--prefix-targets", type=int, default=128, help="targets timed in the one-prefix form")
-    argv = sys.argv[1:]
-    cut = argv.index("--") if "--" in argv else len(argv)
-    args, overrides = ap.parse_args(argv[:cut]), argv[cut + 1 :]
+    args, overrides = parse_script_args(ap, sys.argv[1:])  # after "--": the run's Hydra overrides
     torch.set_num_threads(1)
 
     cfg = RunConfig.from_mapping(compose("run", [f"dataset={args.dataset}", *overrides]))

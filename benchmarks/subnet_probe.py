@@ -19,11 +19,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from dnsrec.compose import compose
+from dnsrec.compose import compose, parse_script_args
 from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
 from dnsrec.errors import DNSRecError
@@ -35,12 +36,18 @@ from dnsrec.nas.search import load_decision
 METRICS = ("pop100/ndcg@10", "full/ndcg@10")
 
 
+class Subnet(NamedTuple):
+    depth: int
+    width: int  # candidate index
+    flops: int  # the compact model's, as retrained
+    pop100: float  # valid NDCG@10 with the inherited weights
+    full: float
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
-    argv = sys.argv[1:]
-    cut = argv.index("--") if "--" in argv else len(argv)  # after "--": the run's Hydra overrides
-    args, overrides = ap.parse_args(argv[:cut]), argv[cut + 1 :]
+    args, overrides = parse_script_args(ap, sys.argv[1:])  # after "--": the run's Hydra overrides
     torch.set_num_threads(1)
 
     cfg = RunConfig.from_mapping(compose("run", overrides))
@@ -70,7 +77,7 @@ def main() -> None:
                     return supernet.score(seqs, lengths, p, q)
 
             metrics = evaluator.evaluate(score, "valid")
-            rows.append((depth, width, flops(width, depth), [metrics[k] for k in METRICS]))
+            rows.append(Subnet(depth, width, flops(width, depth), *(metrics[k] for k in METRICS)))
 
     print(
         f"{args.run_dir}: decision epoch {at['epoch']}, tau {at['tau']:.4f}, chosen depth {chosen[0]} width "
@@ -79,21 +86,23 @@ def main() -> None:
         f"{at['valid'].get(METRICS[0], float('nan')):.4f}"
     )
     print("depth | width | inner | FLOPs (M) | valid pop100 NDCG@10 | valid full NDCG@10 | p[width] | q[depth] | mark")
-    for depth, width, f, values in sorted(rows, key=lambda r: (r[2], r[0])):
-        mark = "<-" if (depth, width) == chosen else ""
+    for r in sorted(rows, key=lambda r: (r.flops, r.depth)):
+        mark = "<-" if (r.depth, r.width) == chosen else ""
         print(
-            f"{depth} | {space.hidden_widths[width]} | {space.inner_widths[width]} | {f / 1e6:.2f} | "
-            f"{values[0]:.4f} | {values[1]:.4f} | {at['p'][0][width]:.3f} | {at['q'][depth - 1]:.3f} | {mark}"
+            f"{r.depth} | {space.hidden_widths[r.width]} | {space.inner_widths[r.width]} | {r.flops / 1e6:.2f} | "
+            f"{r.pop100:.4f} | {r.full:.4f} | {at['p'][0][r.width]:.3f} | {at['q'][r.depth - 1]:.3f} | {mark}"
         )
-    chosen_row = next(r for r in rows if (r[0], r[1]) == chosen)
+    choice = next(r for r in rows if (r.depth, r.width) == chosen)
 
-    def name(row: tuple[int, int, int, list[float]]) -> str:
-        return f"depth {row[0]} width {space.hidden_widths[row[1]]} ({row[2] / 1e6:.2f}M, {row[3][0]:.4f})"
+    def name(r: Subnet) -> str:
+        return f"depth {r.depth} width {space.hidden_widths[r.width]} ({r.flops / 1e6:.2f}M, {r.pop100:.4f})"
 
-    print(f"best subnet: {name(max(rows, key=lambda r: r[3][0]))}")
-    cheaper = [r for r in rows if r[2] <= chosen_row[2]]
-    best_cheaper = max(cheaper, key=lambda r: r[3][0])
-    print(f"best subnet at <= the choice's FLOPs: {name(best_cheaper)}; the choice: {name(chosen_row)}")
+    def best(among: list[Subnet]) -> Subnet:
+        return max(among, key=lambda r: r.pop100)
+
+    print(f"best subnet: {name(best(rows))}")
+    cheaper = best([r for r in rows if r.flops <= choice.flops])
+    print(f"best subnet at <= the choice's FLOPs: {name(cheaper)}; the choice: {name(choice)}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ refused with the presets' own error before Hydra composes.
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,10 @@ def compose_grid(config_name: str, overrides: list[str]) -> list[dict[str, Any]]
     except (HydraException, OmegaConfBaseException, StopIteration) as e:
         raise ConfigError(f"bad override in {' '.join(overrides) or '(none)'}: {e}") from e
     return [{str(k): v for k, v in job.items()} for job in resolved if isinstance(job, dict)]
+
+
+def parse_script_args(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """A benchmark script's command line: its own arguments before `--` (parsed by `parser`), the Hydra
+    overrides to compose after it (`script.py RUN_DIR --batches 8 -- dataset=ml-100k seed=0`)."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    return parser.parse_args(argv[:cut]), argv[cut + 1 :]
