@@ -38,6 +38,7 @@ from dnsrec.evaluate import RANKS_FILE, Evaluator, protocol_metrics, write_ranks
 from dnsrec.measure import environment, inference_seconds, peak_memory_mb
 from dnsrec.models import FDSA, FDSAConfig, SASRec, SASRecConfig, SASRecF, padded_table
 from dnsrec.nas.architecture import Architecture
+from dnsrec.nas.commitment import commitment
 from dnsrec.nas.derive import build_compact, gate_parameter_names, retrained_architecture, transfer_weights
 from dnsrec.nas.flops import model_flops
 from dnsrec.nas.methods import search_method
@@ -292,6 +293,8 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     if distributed.is_main():
         (run_dir / "architecture.json").write_text(arch.to_json())
     log(f"decision (epoch {found.best_epoch}): depth {arch.depth}, widths {arch.hidden}, inner {arch.inner_widths}")
+    if (firmness := commitment(found.trajectory, found.best_epoch)) is not None:
+        log(f"commitment: {firmness.text()}")
 
     torch.manual_seed(cfg.train.seed)
     retrained = retrained_architecture(arch, cfg.retrain.gate_layers)

@@ -17,6 +17,7 @@ from typing import Any
 
 from dnsrec.errors import ConfigError
 from dnsrec.nas.architecture import Architecture
+from dnsrec.nas.commitment import commitment
 from dnsrec.results.errors import InvalidResult, QueryError
 from dnsrec.run_result import SCHEMA_VERSION, RunResult
 
@@ -223,7 +224,22 @@ def run_values(result: RunResult) -> dict[str, Any]:
         "stopped": result.stopped,
         "search_best_epoch": _int(_get(result.search, "best_epoch")),
         "search_steps": _int(_get(result.search, "steps")),
+        **decision_values(result),
         "result_sha256": digest(result),
+    }
+
+
+def decision_values(result: RunResult) -> dict[str, Any]:
+    """The search decision's commitment (dnsrec.nas.commitment) from the trajectory; None for a stage without
+    a search, or a trajectory without the decision epoch's fields."""
+    found = None
+    if isinstance(result.search, dict) and isinstance(result.search.get("trajectory"), list):
+        best = _int(result.search.get("best_epoch"))
+        found = None if best is None else commitment(result.search["trajectory"], best)
+    return {
+        "decision_width_p": None if found is None else found.width_p,
+        "decision_depth_q": None if found is None else found.depth_q,
+        "decision_settled_epochs": None if found is None else found.settled_epochs,
     }
 
 

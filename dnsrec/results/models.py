@@ -151,6 +151,11 @@ class Run(Base):
     stopped: Mapped[str | None] = mapped_column(String(32))
     search_best_epoch: Mapped[int | None] = mapped_column(Integer)
     search_steps: Mapped[int | None] = mapped_column(Integer)
+    # How firmly the search decided (dnsrec.nas.commitment): at the decision epoch, the least p of a kept
+    # layer's chosen width and the q of the chosen depth; the final search epochs ending on that argmax.
+    decision_width_p: Mapped[float | None] = mapped_column(Float)
+    decision_depth_q: Mapped[float | None] = mapped_column(Float)
+    decision_settled_epochs: Mapped[int | None] = mapped_column(Integer)
     result_sha256: Mapped[str | None] = mapped_column(String(64))  # of result.json's canonical JSON
 
     sweep: Mapped[Sweep | None] = relationship(back_populates="runs")

@@ -74,7 +74,7 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
 def comparison_rows(runs: Sequence[RunView]) -> list[tuple[str, list[Any]]]:
     """Side by side: identity, FLOPs and parameters, every metric, then the config keys that differ."""
     always = ["status", "stage", "method", "dataset", "sweep", "trial", "flops", "scoring_flops", "params"]
-    always += ["depth", "hidden"]
+    always += ["depth", "hidden", "decision_width_p", "decision_depth_q", "decision_settled_epochs"]
     rows = [(name, [run.value(name) for run in runs]) for name in always]
     metrics = sorted({name for run in runs for name in run.metrics})
     rows += [(name, [run.metrics.get(name) for run in runs]) for name in metrics]

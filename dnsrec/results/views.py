@@ -17,10 +17,10 @@ from dnsrec.results.models import ArchitectureRow, Run
 RUN_FIELDS = (
     "id", "status", "stage", "method", "dataset", "sweep", "trial", "attention", "lam", "gate_layers", "lr",
     "seed", "shape", "init", "search_epochs", "batch", "epochs", "best_epoch", "stopped", "search_best_epoch",
-    "search_steps", "search_seconds", "retrain_seconds", "inference_seconds", "train_seconds",
-    "seconds_per_epoch", "peak_memory_mb", "launcher", "slurm_job_id", "slurm_array_job_id",
-    "slurm_array_task_id", "host", "device", "git_commit", "started_at", "finished_at", "recorded_at",
-    "run_dir", "failure_reason", "result_sha256",
+    "search_steps", "decision_width_p", "decision_depth_q", "decision_settled_epochs", "search_seconds",
+    "retrain_seconds", "inference_seconds", "train_seconds", "seconds_per_epoch", "peak_memory_mb", "launcher",
+    "slurm_job_id", "slurm_array_job_id", "slurm_array_task_id", "host", "device", "git_commit", "started_at",
+    "finished_at", "recorded_at", "run_dir", "failure_reason", "result_sha256",
 )  # fmt: skip
 ARCH_FIELDS = (
     "flops", "scoring_flops", "params", "depth", "d", "d_inner", "head_dim", "hidden", "inner_widths",
@@ -53,6 +53,9 @@ class RunView:
     stopped: str | None = None
     search_best_epoch: int | None = None
     search_steps: int | None = None
+    decision_width_p: float | None = None
+    decision_depth_q: float | None = None
+    decision_settled_epochs: int | None = None
     search_seconds: float | None = None
     retrain_seconds: float | None = None
     inference_seconds: float | None = None

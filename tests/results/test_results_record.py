@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -68,6 +69,16 @@ def test_real_result_round_trips_and_the_cli_recorded_it(store: ResultStore, rea
     assert run.search_epochs == 1 and run.lam == result.config["search"]["lam"]
     assert run.method == result.config["search"]["method"] == "dnsrec"  # a real resolved config names it
     assert run.git_commit == result.environment["git_commit"]
+    # the decision's commitment, worked out here from the trajectory's p and q alone (argmax, not its fields)
+    assert result.search is not None and len(result.search["trajectory"]) == 1  # one search epoch: settled 1
+    decision = result.search["trajectory"][0]
+    depth = int(np.argmax(decision["q"])) + 1
+    width_p = min(max(layer) for layer in decision["p"][:depth])
+    assert (run.decision_width_p, run.decision_depth_q, run.decision_settled_epochs) == (
+        pytest.approx(width_p),
+        pytest.approx(max(decision["q"])),
+        1,
+    )
     cli = open_store(cli_db)  # `dnsrec run` recorded its own result (DESIGN.md: the caller records)
     assert [r.run_dir for r in cli.list_runs()] == [str(run_dir.resolve())]
     cli.close()
