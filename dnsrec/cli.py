@@ -274,6 +274,12 @@ def add_results_parser(sub: Any) -> None:
     pareto = rsub.add_parser("pareto", parents=[common, filters, metric], help="the runs on the metric-vs-cost front")
     pareto.add_argument("--cost", default="flops", help="lower is better: flops, total_flops, params, ...")
     pareto.add_argument("--png", metavar="FILE", help="also draw every run and the front into a PNG")
+    pareto.add_argument(
+        "--against", type=int, metavar="RUN", help="name the front runs as good as run RUN (e.g. SASRec) at less cost"
+    )
+    pareto.add_argument(
+        "--cost-ratio", type=float, default=0.5, metavar="R", help="with --against: at most R x its cost (default 0.5)"
+    )
     compare = rsub.add_parser("compare", parents=[common], help="runs side by side (fields that differ, metrics)")
     compare.add_argument("ids", type=int, nargs="+", metavar="ID")
     export = rsub.add_parser("export", parents=[common, filters], help="write runs to a CSV or JSON file")

@@ -12,8 +12,8 @@ from pathlib import Path
 from dnsrec.errors import DNSRecError
 from dnsrec.results.errors import QueryError
 from dnsrec.results.filters import RunFilter
-from dnsrec.results.report import render_table, run_detail, runs_table
-from dnsrec.results.store import ResultStore, open_store
+from dnsrec.results.report import fmt, render_table, run_detail, runs_table
+from dnsrec.results.store import Pareto, ParetoPoint, ResultStore, open_store
 
 SELECTION_METRIC = "valid/pop100/ndcg@10"  # what sweeps optimise and early stopping watches
 
@@ -53,6 +53,8 @@ def results_action(args: argparse.Namespace) -> int:
             found = store.pareto(args.metric, where, cost=args.cost)
             print(runs_table([p.run for p in found.front], [*shown, args.cost]) if found.points else "no runs match")
             print(f"{len(found.front)} of {len(found.points)} complete runs on the {found.metric} vs {args.cost} front")
+            if args.against is not None:
+                print(against_text(found, store.pareto_point(args.against, args.metric, args.cost), args.cost_ratio))
             if args.png:
                 from dnsrec.results.plot import Point, pareto_figure
 
@@ -73,6 +75,29 @@ def results_action(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def against_text(found: Pareto, reference: ParetoPoint, cost_ratio: float) -> str:
+    """`pareto --against RUN`: the front points as good as the reference run at <= cost_ratio x its cost,
+    or the best front point within that cost and how far below the reference it is."""
+    ref = reference
+    head = (
+        f"against run {ref.run.id} ({ref.run.method or ref.run.stage}: {found.metric} {ref.quality:.4f}, "
+        f"{found.cost} {fmt(ref.cost)}): front runs with {found.metric} >= {ref.quality:.4f} at <= "
+        f"{cost_ratio:g}x its {found.cost}"
+    )
+    matching = found.matching(ref, cost_ratio)
+    if matching:
+        listed = "; ".join(f"run {p.run.id} ({p.quality:.4f}, {p.cost / ref.cost:.2f}x)" for p in matching)
+        return f"{head}: {listed}"
+    within = [p for p in found.front if p.run.id != ref.run.id and p.cost <= cost_ratio * ref.cost]
+    if not within:
+        return f"{head}: none (no front run costs that little)"
+    best = max(within, key=lambda p: p.quality)
+    return (
+        f"{head}: none; the best front run within that cost is run {best.run.id} "
+        f"({best.quality:.4f}, {best.quality - ref.quality:+.4f}, {best.cost / ref.cost:.2f}x)"
+    )
 
 
 def selection_columns(metric: str, select_on_test: bool) -> list[str]:

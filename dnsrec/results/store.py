@@ -93,6 +93,15 @@ class Pareto:
     def front(self) -> list[ParetoPoint]:
         return [p for p in self.points if p.on_front]
 
+    def matching(self, reference: ParetoPoint, cost_ratio: float) -> list[ParetoPoint]:
+        """Front points (other than the reference run) at least as good as `reference` at no more than
+        `cost_ratio` times its cost: e.g. a searched model as accurate as SASRec at half its FLOPs."""
+        return [
+            p
+            for p in self.front
+            if p.run.id != reference.run.id and p.quality >= reference.quality and p.cost <= cost_ratio * reference.cost
+        ]
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -369,10 +378,7 @@ class ResultStore:
 
     def pareto(self, metric: str = DEFAULT_METRIC, filters: RunFilter | None = None, cost: str = "flops") -> Pareto:
         """Complete runs with `metric` (higher better) and `cost` (lower better), the front marked."""
-        key, metrics = self._metric_key(metric, "test", "pop100")
-        if cost not in NUMERIC:
-            raise QueryError(f"unknown cost {cost!r}; valid are {', '.join(sorted(NUMERIC))}")
-        quality, price = metric_value(key), NUMERIC[cost]
+        key, metrics, quality, price = self._quality_and_price(metric, cost)
         conditions = [*(filters or RunFilter()).conditions(metrics), Run.status == "COMPLETE"]
         stmt = _joined(select(Run.id, quality, price)).where(*conditions, quality.is_not(None), price.is_not(None))
         with self.session() as s:
@@ -381,6 +387,20 @@ class ResultStore:
         views = {v.id: v for v in self._views([Run.id.in_([r[0] for r in rows])], [], None)}
         points = [ParetoPoint(views[i], q, c, i in on_front) for i, q, c in sorted(rows, key=lambda r: (r[2], -r[1]))]
         return Pareto(str(key), cost, points)
+
+    def pareto_point(self, run_id: int, metric: str = DEFAULT_METRIC, cost: str = "flops") -> ParetoPoint:
+        """One run's (metric, cost), as `pareto` reads them, whatever filters the front was drawn with."""
+        key, _, quality_of, price_of = self._quality_and_price(metric, cost)
+        stmt = _joined(select(quality_of, price_of)).where(Run.id == run_id)
+        with self.session() as s:
+            found = s.execute(stmt).first()
+        if found is None:
+            raise QueryError(f"no run with id {run_id} in {self.url}")
+        quality, price = found
+        if quality is None or price is None:
+            raise QueryError(f"run {run_id} has no {'metric ' + str(key) if quality is None else cost} to compare with")
+        (view,) = self._views([Run.id == run_id], [], None)
+        return ParetoPoint(view, float(quality), float(price), on_front=False)
 
     def compare(self, ids: Sequence[int]) -> Comparison:
         views = {v.id: v for v in self._views([Run.id.in_(list(ids))], [], None)}
@@ -395,6 +415,13 @@ class ResultStore:
         runs = self.list_runs(filters)
         write_export(Path(path), fmt, runs)
         return len(runs)
+
+    def _quality_and_price(self, metric: str, cost: str) -> tuple[MetricKey, set[str], Any, Any]:
+        """The metric (higher better) and the cost (lower better) of a Pareto front, as SQL expressions."""
+        key, metrics = self._metric_key(metric, "test", "pop100")
+        if cost not in NUMERIC:
+            raise QueryError(f"unknown cost {cost!r}; valid are {', '.join(sorted(NUMERIC))}")
+        return key, metrics, metric_value(key), NUMERIC[cost]
 
     def _metric_key(self, metric: str, split: str, protocol: str) -> tuple[MetricKey, set[str]]:
         prefix = {0: f"{split}/{protocol}/", 1: f"{split}/"}.get(metric.count("/"), "")
