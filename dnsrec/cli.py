@@ -278,7 +278,7 @@ def add_results_parser(sub: Any) -> None:
         "--against", type=int, metavar="RUN", help="name the front runs as good as run RUN (e.g. SASRec) at less cost"
     )
     pareto.add_argument(
-        "--cost-ratio", type=float, default=0.5, metavar="R", help="with --against: at most R x its cost (default 0.5)"
+        "--cost-ratio", type=float, metavar="R", help="with --against: at most R x its cost (default 0.5)"
     )
     compare = rsub.add_parser("compare", parents=[common], help="runs side by side (fields that differ, metrics)")
     compare.add_argument("ids", type=int, nargs="+", metavar="ID")

@@ -129,8 +129,8 @@ class Controllers(nn.Module):
 
     def probabilities(self, step: int) -> tuple[Tensor, Tensor]:
         """The controllers' distributions at `step` as the trajectory records them (p (L, m), q (L,)): what the
-        search evaluates, except under the `hard` relaxation, which evaluates the argmax path and records
-        softmax(logits / tau), the distribution its paths are drawn from."""
+        search evaluates, except where that is one path (the `hard` relaxation here, ProxylessNAS), which
+        record the distribution the paths are drawn from (here softmax(logits / tau))."""
         if self.relaxation != "hard":
             return self(step, noise=False)  # type: ignore[no-any-return]
         tau = self.schedule(step)

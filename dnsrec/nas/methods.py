@@ -106,6 +106,11 @@ class ProxylessControllers(_FixedTemperature):
             i, j = p.detach().argmax(dim=-1), q.detach().argmax(dim=-1)
         return straight_through_one_hot(p, i).expand(self.n_layers, -1), straight_through_one_hot(q, j)[0]
 
+    def probabilities(self, step: int) -> tuple[Tensor, Tensor]:
+        """softmax(alpha), softmax(beta): the distribution the paths are drawn from (what the resource term
+        prices), not the one-hot path evaluated, so a trajectory shows how far the controllers have moved."""
+        return F.softmax(self.alpha, dim=-1).expand(self.n_layers, -1), F.softmax(self.beta, dim=-1)
+
     def resource_term(self, p: Tensor, q: Tensor, flops: Tensor, l_t: int) -> Tensor | None:
         soft_p = F.softmax(self.alpha, dim=-1).expand(self.n_layers, -1)
         soft_q = F.softmax(self.beta, dim=-1)

@@ -49,12 +49,14 @@ def results_action(args: argparse.Namespace) -> int:
             best = store.best(args.metric, filters=where)
             print(runs_table([best], shown) + f"\nrun directory: {best.run_dir}" if best else "no runs match")
         elif args.action == "pareto":
+            check_cost_ratio(args)
             shown = selection_columns(args.metric, args.select_on_test)
             found = store.pareto(args.metric, where, cost=args.cost)
             print(runs_table([p.run for p in found.front], [*shown, args.cost]) if found.points else "no runs match")
             print(f"{len(found.front)} of {len(found.points)} complete runs on the {found.metric} vs {args.cost} front")
             if args.against is not None:
-                print(against_text(found, store.pareto_point(args.against, args.metric, args.cost), args.cost_ratio))
+                reference = store.pareto_point(args.against, args.metric, args.cost)
+                print(against_text(found, reference, args.cost_ratio))
             if args.png:
                 from dnsrec.results.plot import Point, pareto_figure
 
@@ -77,13 +79,24 @@ def results_action(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_cost_ratio(args: argparse.Namespace) -> None:
+    """`--cost-ratio` only means something with `--against` (default 0.5 there), and only when positive."""
+    if args.cost_ratio is not None and args.against is None:
+        raise QueryError("--cost-ratio needs --against RUN (the run whose cost it is a ratio of)")
+    if args.cost_ratio is None:
+        args.cost_ratio = 0.5
+    elif not args.cost_ratio > 0:
+        raise QueryError(f"--cost-ratio must be a positive number, got {args.cost_ratio}")
+
+
 def against_text(found: Pareto, reference: ParetoPoint, cost_ratio: float) -> str:
     """`pareto --against RUN`: the front points as good as the reference run at <= cost_ratio x its cost,
     or the best front point within that cost and how far below the reference it is."""
     ref = reference
+    cost = fmt(int(ref.cost) if ref.cost.is_integer() else ref.cost)  # 108.134M, as `list` shows FLOPs
     head = (
         f"against run {ref.run.id} ({ref.run.method or ref.run.stage}: {found.metric} {ref.quality:.4f}, "
-        f"{found.cost} {fmt(ref.cost)}): front runs with {found.metric} >= {ref.quality:.4f} at <= "
+        f"{found.cost} {cost}): front runs with {found.metric} >= {ref.quality:.4f} at <= "
         f"{cost_ratio:g}x its {found.cost}"
     )
     matching = found.matching(ref, cost_ratio)

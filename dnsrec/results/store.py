@@ -391,14 +391,18 @@ class ResultStore:
     def pareto_point(self, run_id: int, metric: str = DEFAULT_METRIC, cost: str = "flops") -> ParetoPoint:
         """One run's (metric, cost), as `pareto` reads them, whatever filters the front was drawn with."""
         key, _, quality_of, price_of = self._quality_and_price(metric, cost)
-        stmt = _joined(select(quality_of, price_of)).where(Run.id == run_id)
+        stmt = _joined(select(Run.status, quality_of, price_of)).where(Run.id == run_id)
         with self.session() as s:
             found = s.execute(stmt).first()
         if found is None:
             raise QueryError(f"no run with id {run_id} in {self.url}")
-        quality, price = found
+        status, quality, price = found
+        if status != "COMPLETE":
+            raise QueryError(f"run {run_id} is {status}, not COMPLETE: it has no result to compare with")
         if quality is None or price is None:
             raise QueryError(f"run {run_id} has no {'metric ' + str(key) if quality is None else cost} to compare with")
+        if not price > 0:
+            raise QueryError(f"run {run_id} has {cost} {price}: a cost ratio against it means nothing")
         (view,) = self._views([Run.id == run_id], [], None)
         return ParetoPoint(view, float(quality), float(price), on_front=False)
 

@@ -87,8 +87,12 @@ def test_proxyless_trains_exactly_one_path_per_step(monkeypatch: pytest.MonkeyPa
         assert one_hot_rows(p) and one_hot_rows(q[None]), (p, q)
     paths = {(tuple(p.argmax(-1).tolist()), int(q.argmax())) for p, q, _ in weight_calls}
     assert len(paths) > 1  # sampled, not fixed
+    # the trajectory records the distribution the paths are drawn from (the one-hot path is what was evaluated)
     trajectory = out.trajectory[0]
-    assert trajectory["tau"] == 1.0 and one_hot_rows(torch.tensor(trajectory["p"]))  # evaluated on the likeliest path
+    alpha, beta = torch.tensor(trajectory["alpha"]), torch.tensor(trajectory["beta"])
+    assert trajectory["tau"] == 1.0 and not one_hot_rows(torch.tensor(trajectory["p"]))
+    assert torch.allclose(torch.tensor(trajectory["p"]), torch.softmax(alpha, -1).expand(2, -1))
+    assert torch.allclose(torch.tensor(trajectory["q"]), torch.softmax(beta, -1))
 
 
 def test_proxyless_gradient_is_the_binarised_path_gradient() -> None:

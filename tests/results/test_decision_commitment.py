@@ -15,11 +15,13 @@ from sqlalchemy.dialects import postgresql
 from dnsrec.results import ResultStore, open_store
 from dnsrec.results.database import alembic_config, create, resolve_url
 
-# Epoch 2 decides depth 1, width index 2 (p 0.9, q 0.75); epoch 3 keeps that argmax: settled 2.
+# Epoch 2 decides depth 1, width index 2 (p 0.9, q 0.75); epoch 3 keeps that choice: settled 2.
+_LOGITS = {"alpha": [[-1.0, 0.0, 1.0]], "beta": [0.5, -0.5]}
 _TRAJECTORY = [
-    {"epoch": 1, "candidates": [0, 0], "depth": 2, "p": [[0.5, 0.3, 0.2]] * 2, "q": [0.4, 0.6]},
-    {"epoch": 2, "candidates": [2, 2], "depth": 1, "p": [[0.05, 0.05, 0.9]] * 2, "q": [0.75, 0.25]},
-    {"epoch": 3, "candidates": [2, 0], "depth": 1, "p": [[0.02, 0.03, 0.95], [0.6, 0.2, 0.2]], "q": [0.8, 0.2]},
+    {"epoch": 1, "candidates": [0, 0], "depth": 2, "p": [[0.5, 0.3, 0.2]] * 2, "q": [0.4, 0.6]} | _LOGITS,
+    {"epoch": 2, "candidates": [2, 2], "depth": 1, "p": [[0.05, 0.05, 0.9]] * 2, "q": [0.75, 0.25]} | _LOGITS,
+    {"epoch": 3, "candidates": [2, 0], "depth": 1, "p": [[0.02, 0.03, 0.95], [0.6, 0.2, 0.2]], "q": [0.8, 0.2]}
+    | _LOGITS,
 ]
 
 
