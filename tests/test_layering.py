@@ -31,8 +31,10 @@ ALLOWED = {
 }
 SHARED = {"errors", "config", "files", "__init__"}
 # Single modules a part may import beyond its parts: the torch-free values that cross a boundary. `results`
-# reads a run's Architecture as the value itself (checked torch-free below), not through string keys.
-MODULES_ALLOWED = {"results": {"dnsrec.nas.architecture"}}
+# reads a run's Architecture as the value itself, and a search's commitment by the search's own rule (both
+# checked torch-free below), not through string keys or a second copy of the rule.
+TORCH_FREE_NAS = ("architecture", "commitment")
+MODULES_ALLOWED = {"results": {f"dnsrec.nas.{name}" for name in TORCH_FREE_NAS}}
 # The config tree is shared (every part reads its own typed settings from it), so its modules may import
 # only one another, except the run config, which sizes the search space from the data and `nas`.
 CONFIG_ALLOWED = {"config/run.py": {"data", "nas"}}
@@ -98,18 +100,19 @@ def test_results_and_launch_never_import_torch() -> None:
 
 
 def test_architecture_is_a_torch_free_value() -> None:
-    """`Architecture` crosses from search to retraining and into the database: `dnsrec.results` imports it,
-    so it imports no torch, numpy or model code (the compact model it describes is `nas.derive`'s), and
-    of the project only errors and config types, which are torch-free too."""
-    path = PACKAGE / "nas" / "architecture.py"
-    modules = imported_modules(path)
-    assert not [m for m in modules if m.split(".")[0] in ("torch", "numpy")], modules
-    assert project_imports(path) <= {"errors", "config"}, project_imports(path)
+    """`Architecture` crosses from search to retraining and into the database: `dnsrec.results` imports it
+    (and the commitment rule), so they import no torch, numpy or model code (the compact model it describes
+    is `nas.derive`'s), and of the project only errors and config types, which are torch-free too."""
+    for name in TORCH_FREE_NAS:
+        path = PACKAGE / "nas" / f"{name}.py"
+        modules = imported_modules(path)
+        assert not [m for m in modules if m.split(".")[0] in ("torch", "numpy")], modules
+        assert project_imports(path) <= {"errors", "config"}, project_imports(path)
     assert not [m for m in imported_modules(PACKAGE / "config" / "__init__.py") if m.split(".")[0] == "torch"]
 
 
 def test_results_import_loads_no_torch() -> None:
     """The same, at run time: importing the results store (and through it Architecture) loads no torch."""
-    code = "import sys, dnsrec.results.store, dnsrec.nas.architecture; print('torch' in sys.modules)"
+    code = "import sys, dnsrec.results.store, dnsrec.nas.commitment; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
