@@ -49,14 +49,14 @@ def results_action(args: argparse.Namespace) -> int:
             best = store.best(args.metric, filters=where)
             print(runs_table([best], shown) + f"\nrun directory: {best.run_dir}" if best else "no runs match")
         elif args.action == "pareto":
-            check_cost_ratio(args)
+            cost_ratio = checked_cost_ratio(args)
             shown = selection_columns(args.metric, args.select_on_test)
             found = store.pareto(args.metric, where, cost=args.cost)
             print(runs_table([p.run for p in found.front], [*shown, args.cost]) if found.points else "no runs match")
             print(f"{len(found.front)} of {len(found.points)} complete runs on the {found.metric} vs {args.cost} front")
             if args.against is not None:
                 reference = store.pareto_point(args.against, args.metric, args.cost)
-                print(against_text(found, reference, args.cost_ratio))
+                print(against_text(found, reference, cost_ratio))
             if args.png:
                 from dnsrec.results.plot import Point, pareto_figure
 
@@ -79,14 +79,15 @@ def results_action(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_cost_ratio(args: argparse.Namespace) -> None:
-    """`--cost-ratio` only means something with `--against` (default 0.5 there), and only when positive."""
-    if args.cost_ratio is not None and args.against is None:
-        raise QueryError("--cost-ratio needs --against RUN (the run whose cost it is a ratio of)")
+def checked_cost_ratio(args: argparse.Namespace) -> float:
+    """`--cost-ratio` (default 0.5): it only means something with `--against`, and only when positive."""
     if args.cost_ratio is None:
-        args.cost_ratio = 0.5
-    elif not args.cost_ratio > 0:
+        return 0.5
+    if args.against is None:
+        raise QueryError("--cost-ratio needs --against RUN (the run whose cost it is a ratio of)")
+    if not args.cost_ratio > 0:
         raise QueryError(f"--cost-ratio must be a positive number, got {args.cost_ratio}")
+    return float(args.cost_ratio)
 
 
 def against_text(found: Pareto, reference: ParetoPoint, cost_ratio: float) -> str:
@@ -103,7 +104,7 @@ def against_text(found: Pareto, reference: ParetoPoint, cost_ratio: float) -> st
     if matching:
         listed = "; ".join(f"run {p.run.id} ({p.quality:.4f}, {p.cost / ref.cost:.2f}x)" for p in matching)
         return f"{head}: {listed}"
-    within = [p for p in found.front if p.run.id != ref.run.id and p.cost <= cost_ratio * ref.cost]
+    within = found.within(ref, cost_ratio)
     if not within:
         return f"{head}: none (no front run costs that little)"
     best = max(within, key=lambda p: p.quality)

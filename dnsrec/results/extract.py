@@ -17,7 +17,7 @@ from typing import Any
 
 from dnsrec.errors import ConfigError
 from dnsrec.nas.architecture import Architecture
-from dnsrec.nas.commitment import commitment
+from dnsrec.nas.commitment import Commitment, commitment
 from dnsrec.results.errors import InvalidResult, QueryError
 from dnsrec.run_result import SCHEMA_VERSION, RunResult
 
@@ -236,11 +236,7 @@ def decision_values(result: RunResult) -> dict[str, Any]:
     if isinstance(result.search, dict) and isinstance(result.search.get("trajectory"), list):
         best = _int(result.search.get("best_epoch"))
         found = None if best is None else commitment(result.search["trajectory"], best)
-    return {
-        "decision_width_p": None if found is None else found.width_p,
-        "decision_depth_q": None if found is None else found.depth_q,
-        "decision_settled_epochs": None if found is None else found.settled_epochs,
-    }
+    return {f"decision_{name}": None if found is None else getattr(found, name) for name in Commitment._fields}
 
 
 def architecture_values(result: RunResult) -> dict[str, Any]:

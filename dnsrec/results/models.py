@@ -152,7 +152,7 @@ class Run(Base):
     search_best_epoch: Mapped[int | None] = mapped_column(Integer)
     search_steps: Mapped[int | None] = mapped_column(Integer)
     # How firmly the search decided (dnsrec.nas.commitment): at the decision epoch, the least p of a kept
-    # layer's chosen width and the q of the chosen depth; the final search epochs ending on that argmax.
+    # layer's chosen width and the q of the chosen depth; the final search epochs ending on that choice.
     decision_width_p: Mapped[float | None] = mapped_column(Float)
     decision_depth_q: Mapped[float | None] = mapped_column(Float)
     decision_settled_epochs: Mapped[int | None] = mapped_column(Integer)

@@ -93,14 +93,14 @@ class Pareto:
     def front(self) -> list[ParetoPoint]:
         return [p for p in self.points if p.on_front]
 
+    def within(self, reference: ParetoPoint, cost_ratio: float) -> list[ParetoPoint]:
+        """Front points (other than the reference run) at no more than `cost_ratio` times its cost."""
+        return [p for p in self.front if p.run.id != reference.run.id and p.cost <= cost_ratio * reference.cost]
+
     def matching(self, reference: ParetoPoint, cost_ratio: float) -> list[ParetoPoint]:
-        """Front points (other than the reference run) at least as good as `reference` at no more than
-        `cost_ratio` times its cost: e.g. a searched model as accurate as SASRec at half its FLOPs."""
-        return [
-            p
-            for p in self.front
-            if p.run.id != reference.run.id and p.quality >= reference.quality and p.cost <= cost_ratio * reference.cost
-        ]
+        """Those of them at least as good as `reference`: e.g. a searched model as accurate as SASRec at half
+        its FLOPs."""
+        return [p for p in self.within(reference, cost_ratio) if p.quality >= reference.quality]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import os
 import pwd
 import secrets
@@ -18,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from sqlalchemy.dialects import postgresql
 from system_deps import INSTALL_HINT, postgres_bindir
 
+from dnsrec.results.database import alembic_config, create, resolve_url
 from dnsrec.run_result import RunResult
 
 BACKENDS = ("sqlite", "postgresql")
@@ -134,6 +139,34 @@ def new_database(backend: str, directory: Path, request: pytest.FixtureRequest) 
     with server.connect() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return server.url(name)
+
+
+def runs_at_revision(db_url: str, revision: str, rows: list[dict[str, Any]]) -> None:
+    """The database at `db_url` migrated only to `revision`, with `rows` in `dnsrec_runs` as that revision's
+    code recorded them: every given column text, except `config` and `environment` (JSON); `recorded_at` is
+    now. For testing what a later migration does to older rows (open_store then upgrades to head)."""
+    json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    names = sorted({name for row in rows for name in row} - {"config", "environment"})
+    runs = sa.table(
+        "dnsrec_runs",
+        *(sa.column(name, sa.String()) for name in names),
+        sa.column("config", json),
+        sa.column("environment", json),
+        sa.column("recorded_at", sa.DateTime(timezone=True)),
+    )
+    engine = create(resolve_url(db_url))
+    try:
+        cfg = alembic_config()
+        with engine.connect() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+        now = dt.datetime.now(dt.UTC)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.insert(runs), [{"environment": {}, "config": {}} | row | {"recorded_at": now} for row in rows]
+            )
+    finally:
+        engine.dispose()
 
 
 def build_result(**changes: Any) -> RunResult:

@@ -4,16 +4,12 @@ rows recorded before revision 0004, and selectable by name (what `dnsrec reprodu
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from alembic import command
-from sqlalchemy.dialects import postgresql
+from results_support import runs_at_revision
 
 from dnsrec.results import ResultStore, open_store
-from dnsrec.results.database import alembic_config, create, resolve_url
 
 # Epoch 2 decides depth 1, width index 2 (p 0.9, q 0.75); epoch 3 keeps that choice: settled 2.
 _LOGITS = {"alpha": [[-1.0, 0.0, 1.0]], "beta": [0.5, -0.5]}
@@ -40,27 +36,9 @@ def test_recorded_cleared_on_failure_and_absent_without_a_search(
     assert (fixed.decision_width_p, fixed.decision_depth_q, fixed.decision_settled_epochs) == (None, None, None)
 
 
-_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-_RUNS_0003 = sa.table(
-    "dnsrec_runs",
-    *(sa.column(name, sa.String()) for name in ("run_dir", "status", "stage", "dataset", "launcher", "method")),
-    sa.column("config", _JSON),
-    sa.column("environment", _JSON),
-    sa.column("recorded_at", sa.DateTime(timezone=True)),
-)
-
-
 def test_rows_recorded_at_0003_upgrade_to_unknown(db_url: str) -> None:
-    engine = create(resolve_url(db_url))
-    cfg = alembic_config()
-    with engine.connect() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "0003")
     row = {"run_dir": "/runs/old", "status": "COMPLETE", "stage": "run", "dataset": "ml-100k", "launcher": "local"}
-    row |= {"method": "dnsrec", "config": {}, "environment": {}, "recorded_at": dt.datetime.now(dt.UTC)}
-    with engine.begin() as connection:
-        connection.execute(sa.insert(_RUNS_0003), [row])
-    engine.dispose()
+    runs_at_revision(db_url, "0003", [row | {"method": "dnsrec"}])
     store = open_store(db_url)  # upgrades to head, then checks the tables are exactly the models'
     try:
         (old,) = store.list_runs()

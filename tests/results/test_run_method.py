@@ -5,18 +5,14 @@ filtered, exported and compared by `dnsrec results`."""
 from __future__ import annotations
 
 import csv
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from alembic import command
-from sqlalchemy.dialects import postgresql
+from results_support import runs_at_revision
 
 from dnsrec.cli import main
 from dnsrec.results import ResultStore, open_store
-from dnsrec.results.database import alembic_config, create, resolve_url
 from dnsrec.run_result import RunResult
 
 
@@ -64,23 +60,7 @@ def test_a_running_retrain_is_not_credited_to_its_configs_default(store: ResultS
     assert [run.method for run in store.list_runs()] == [None]
 
 
-# The columns of `dnsrec_runs` a row needs at revision 0002, typed as 0001 created them.
-_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-_RUNS_0002 = sa.table(
-    "dnsrec_runs",
-    *(sa.column(name, sa.String()) for name in ("run_dir", "status", "stage", "dataset", "launcher")),
-    sa.column("config", _JSON),
-    sa.column("environment", _JSON),
-    sa.column("recorded_at", sa.DateTime(timezone=True)),
-)
-
-
 def test_migration_0003_fills_rows_recorded_at_0002(db_url: str) -> None:
-    engine = create(resolve_url(db_url))
-    cfg = alembic_config()
-    with engine.connect() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "0002")
     configs = {
         "sasrec": ("train", {"model": {"family": "sasrec", "d": 64}}),
         "old-dnsrec": ("run", {"search": {"lam": 0.1}}),  # before search.method existed
@@ -88,15 +68,12 @@ def test_migration_0003_fills_rows_recorded_at_0002(db_url: str) -> None:
         "retrain": ("retrain", {"search": {"lam": 0.1, "method": "dnsrec"}}),  # the file's searcher is unknown
         "running": ("run", {}),  # a launched trial recorded without its config
     }
-    now = dt.datetime.now(dt.UTC)
     rows = [
         {"run_dir": f"/runs/{name}", "status": "COMPLETE", "stage": stage, "dataset": "ml-100k", "launcher": "local"}
-        | {"config": config, "environment": {}, "recorded_at": now}
+        | {"config": config}
         for name, (stage, config) in configs.items()
     ]
-    with engine.begin() as connection:
-        connection.execute(sa.insert(_RUNS_0002), rows)
-    engine.dispose()
+    runs_at_revision(db_url, "0002", rows)
     store = open_store(db_url)  # upgrades to head, then checks the tables are exactly the models'
     try:
         found = {Path(run.run_dir).name: run.method for run in store.list_runs()}
