@@ -217,6 +217,11 @@ class SearchConfig:
     # The architecture lr scaled by tau: p = softmax(alpha / tau), so a step of the logits moves p 1/tau
     # times further as tau falls; scaling keeps the step in p constant (late steps no longer flip argmaxes).
     arch_lr_follows_tau: bool = True
+    # The architecture lr at the search's end, a fraction of its start, falling linearly over the architecture
+    # steps (like tau, after the warm-up): 1 = constant. Late steps that keep a constant step in p can still
+    # flip an argmax in the last epochs (the depth drifts deeper at low lambda); a falling lr lets the decision
+    # settle. Multiplies the tau scaling when both are on.
+    arch_lr_final: float = dataclasses.field(default=1.0, metadata={"check": _non_negative_float})
     # The fraction of search epochs (floored) that take weight steps only before the first architecture
     # step (ProxylessNAS-style warm-up: the controllers then compare trained candidates, not random ones).
     # Warm-up epochs are not eligible as the decision epoch. A fraction, so short searches keep their epochs.
@@ -236,6 +241,7 @@ class SearchConfig:
     def __post_init__(self) -> None:
         check("search.warmup", self.warmup < 1, "a fraction in [0, 1)", self.warmup)
         check("search.tau_final", self.tau_final <= 1, "a number in (0, 1]", self.tau_final)
+        check("search.arch_lr_final", self.arch_lr_final <= 1, "a fraction in [0, 1]", self.arch_lr_final)
         check("search.lam", not isinstance(self.lam, bool), "a number >= 0", self.lam)
         check("search.flops_budget", self.flops_budget <= 1, "a fraction in (0, 1]", self.flops_budget)
         check(

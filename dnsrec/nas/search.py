@@ -156,13 +156,15 @@ def search(
     # The temperature is a pure function of cfg, the data and the step, so a resumed search gets the same.
     per_epoch = len(samples.steps(cfg.batch, np.random.default_rng([train.seed, 1]), train.bucket))
     hold = cfg.warmup_epochs * per_epoch  # tau stays at 1 while only the weights train
+    arch_steps = (cfg.epochs - cfg.warmup_epochs) * per_epoch
     if cfg.tau_schedule == "search":
-        arch_steps = (cfg.epochs - cfg.warmup_epochs) * per_epoch
         controllers.schedule = TemperatureSchedule.over_search(arch_steps, cfg.tau_final, hold)
     else:
         controllers.schedule = dataclasses.replace(controllers.schedule, hold=hold)
+    # The architecture lr's own fall (search.arch_lr_final): the same linear shape over the same steps as tau's.
+    arch_lr_scale = TemperatureSchedule.over_search(arch_steps, cfg.arch_lr_final, hold)
 
-    task = _Search(engine, controllers, supernet.space, samples, evaluator, placement, cfg, train)
+    task = _Search(engine, controllers, supernet.space, samples, evaluator, placement, cfg, train, arch_lr_scale)
     files = ResumeFiles.under(run_dir, CHECKPOINT, "search", stamp)
     epochs = EpochLoop(
         task, engine, samples, EpochPlan(train.seed, cfg.batch, train.bucket, train.progress), files, log
@@ -239,10 +241,12 @@ class _Search(EpochTask[SearchState]):
         placement: Placement,
         cfg: SearchConfig,
         train: TrainConfig,
+        arch_lr_scale: TemperatureSchedule,
     ) -> None:
         self.engine, self.controllers, self.samples, self.placement, self.cfg = (
             engine, controllers, samples, placement, cfg,
         )  # fmt: skip
+        self.arch_lr_scale = arch_lr_scale
         self.evaluator, self.lr, self.state = evaluator, train.lr, SearchState()
         self.a_opt = torch.optim.Adam(controllers.parameters(), lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay)
         self.arch_batches = ArchBatches(evaluator, cfg.arch_batch_size or cfg.batch, train.seed, placement.device)
@@ -282,9 +286,10 @@ class _Search(EpochTask[SearchState]):
             mine = np.concatenate(engine.my_parts(idx, self.samples.counts))
             batch = ArchBatch.windows(*self.samples.get(mine)) if len(mine) else ArchBatch.empty(self.placement.device)
             total = targets
-        if cfg.arch_lr_follows_tau:  # a pure function of the step, like tau: resumes see the same
-            for group in self.a_opt.param_groups:
-                group["lr"] = cfg.arch_lr * self.tau_at(step)
+        # The lr is a pure function of the step, like tau: resumes see the same.
+        scale = (self.tau_at(step) if cfg.arch_lr_follows_tau else 1.0) * self.arch_lr_scale(step)
+        for group in self.a_opt.param_groups:
+            group["lr"] = cfg.arch_lr * scale
         with engine.weights() as net:
             _, self.l_t = arch_step(
                 cast(Supernet, net),

@@ -59,9 +59,10 @@ def test_warmup_is_a_fraction_of_the_search_floored() -> None:
         epochs("search.warmup=1")
 
 
-def test_arch_lr_follows_tau_ends_at_arch_lr_times_the_final_tau(tmp_path: Path) -> None:
+def last_arch_lr(tmp_path: Path, *extra: str) -> float:
+    """The architecture optimiser's lr after a tiny 2-epoch search (one architecture step per weight step)."""
     overrides = ["search.arch_every=1", "search.arch_lr=0.05", "search.tau_final=0.2", "search.epochs=2"]
-    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, *overrides, "search.arch_lr_follows_tau=true"]))
+    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, *overrides, *extra]))
     data = load_dataset("gowalla-100")
     space = SearchSpace(
         data.n_items, data.max_len, d=16, inner=32, n_heads=4, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1
@@ -71,5 +72,30 @@ def test_arch_lr_follows_tau_ends_at_arch_lr_times_the_final_tau(tmp_path: Path)
     )
     saved = torch.load(tmp_path / "search.pt", weights_only=False)
     saved = saved.get("payload", saved)
-    # The last architecture step is the search's last weight step, where tau has reached tau_final.
-    assert saved["a_opt"]["param_groups"][0]["lr"] == pytest.approx(0.05 * 0.2)
+    return float(saved["a_opt"]["param_groups"][0]["lr"])
+
+
+# The last architecture step is the search's last weight step, where tau has reached tau_final (0.2) and the
+# architecture lr's own fall has reached search.arch_lr_final.
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["search.arch_lr_follows_tau=true"], 0.05 * 0.2),
+        (["search.arch_lr_follows_tau=false", "search.arch_lr_final=0.25"], 0.05 * 0.25),
+        (["search.arch_lr_follows_tau=true", "search.arch_lr_final=0.5"], 0.05 * 0.2 * 0.5),
+        (["search.arch_lr_follows_tau=false", "search.arch_lr_final=0"], 0.0),
+    ],
+)
+def test_last_architecture_step_lr(tmp_path: Path, extra: list[str], expected: float) -> None:
+    assert last_arch_lr(tmp_path, *extra) == pytest.approx(expected, abs=1e-12)
+
+
+def test_arch_lr_scale_falls_linearly_over_the_architecture_steps() -> None:
+    # The same linear fall as tau's over_search, after the warm-up's hold: halfway = (1 + final) / 2.
+    scale = TemperatureSchedule.over_search(total_steps=100, final=0.0, hold=20)
+    assert [scale(t) for t in (0, 20, 70, 120, 500)] == [1.0, 1.0, pytest.approx(0.5), 0.0, 0.0]
+
+
+def test_arch_lr_final_above_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"search\.arch_lr_final': expected a fraction in \[0, 1\]"):
+        RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.arch_lr_final=1.5"]))
