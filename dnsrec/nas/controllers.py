@@ -34,6 +34,8 @@ class TemperatureSchedule:
     The published schedule (decay 5e-5 per step) is tied to the dataset's size: ML-1M's ~1,000 steps per
     epoch take tau to 0.5 in 10 epochs, ML-100K's ~95 only to 0.95. `over_search` spreads the same fall
     (1 -> floor) over the whole search instead, so every dataset ends the search at the same sharpness.
+    The search also uses `over_search` for the architecture lr's own fall (`search.arch_lr_final`): the same
+    linear shape over the same steps.
     """
 
     start: float = 1.0

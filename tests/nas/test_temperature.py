@@ -31,13 +31,17 @@ def test_schedule_over_the_search_reaches_its_final_value_at_the_last_step() -> 
     assert tau(250) == pytest.approx(0.1) and tau(10**6) == pytest.approx(0.1)
 
 
-def tiny_search(*extra: str) -> list[dict]:  # type: ignore[type-arg]
+def tiny_search(*extra: str, run_dir: Path | None = None) -> list[dict]:  # type: ignore[type-arg]
+    """A tiny real search (one architecture step per weight step); its trajectory, and its `search.pt` in
+    `run_dir` when one is given."""
     cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.arch_every=1", *extra]))
     data = load_dataset("gowalla-100")
     space = SearchSpace(
         data.n_items, data.max_len, d=16, inner=32, n_heads=4, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1
     )
-    out = search(Supernet(space), Controllers(2, 3), data, Evaluator(data), cfg.search, cfg.train, log=lambda _: None)
+    out = search(
+        Supernet(space), Controllers(2, 3), data, Evaluator(data), cfg.search, cfg.train, run_dir, log=lambda _: None
+    )
     return out.trajectory
 
 
@@ -60,16 +64,8 @@ def test_warmup_is_a_fraction_of_the_search_floored() -> None:
 
 
 def last_arch_lr(tmp_path: Path, *extra: str) -> float:
-    """The architecture optimiser's lr after a tiny 2-epoch search (one architecture step per weight step)."""
-    overrides = ["search.arch_every=1", "search.arch_lr=0.05", "search.tau_final=0.2", "search.epochs=2"]
-    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, *overrides, *extra]))
-    data = load_dataset("gowalla-100")
-    space = SearchSpace(
-        data.n_items, data.max_len, d=16, inner=32, n_heads=4, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1
-    )
-    search(
-        Supernet(space), Controllers(2, 3), data, Evaluator(data), cfg.search, cfg.train, tmp_path, log=lambda _: None
-    )
+    """The architecture optimiser's lr after a tiny 2-epoch search, as its checkpoint saved it."""
+    tiny_search("search.arch_lr=0.05", "search.tau_final=0.2", "search.epochs=2", *extra, run_dir=tmp_path)
     saved = torch.load(tmp_path / "search.pt", weights_only=False)
     saved = saved.get("payload", saved)
     return float(saved["a_opt"]["param_groups"][0]["lr"])
