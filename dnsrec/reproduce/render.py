@@ -54,6 +54,7 @@ def markdown(report: Report) -> str:
         shown = f"the paper's {spec.paper}, {pd}{note}" if has_any else f"none: {spec.paper} has no {pd} values"
         w(f"- Paper column: {shown}. Values as printed (`*` there is the paper's own mark).\n")
     notes = [f"{r.label}: {r.note}" for r in spec.rows if r.note]
+    notes += [f"{c.name}: {c.note}" for c in spec.columns if c.note]
     for n in dict.fromkeys(notes):
         w(f"- {n}\n")
     w("\n")

@@ -46,6 +46,7 @@ class Column:
     scale: float = 1.0  # shown value = recorded value x scale (MB -> GB, seconds -> minutes, FLOPs -> M)
     missing_is_zero: bool = False  # a field a stage does not have counts 0 (a fixed model's search time)
     unavailable: str = ""  # why the project cannot fill this column (then `value` is empty)
+    note: str = ""  # what a reader must know to compare the column's numbers (printed in the report's header)
 
     @property
     def numeric(self) -> bool:
@@ -143,7 +144,7 @@ def _known(raw: dict[str, Any], keys: set[str], where: str) -> None:
 def _column(raw: Any, where: str) -> Column:
     if not isinstance(raw, dict) or "name" not in raw:
         raise ConfigError(f"{where}: a column needs a name: {raw!r}")
-    _known(raw, {"name", "value", "better", "scale", "missing_is_zero", "unavailable"}, where)
+    _known(raw, {"name", "value", "better", "scale", "missing_is_zero", "unavailable", "note"}, where)
     value = raw.get("value") or []
     values = tuple(str(v) for v in (value if isinstance(value, list) else [value]))
     if not values and not raw.get("unavailable"):
@@ -158,6 +159,7 @@ def _column(raw: Any, where: str) -> Column:
         scale=float(raw.get("scale", 1.0)),
         missing_is_zero=bool(raw.get("missing_is_zero", False)),
         unavailable=str(raw.get("unavailable") or ""),
+        note=str(raw.get("note") or ""),
     )
 
 

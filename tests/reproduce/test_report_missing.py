@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 
 from report_support import BASE, NAS, OURS, complete, missing, run, spec
 
 from dnsrec.reproduce.render import csv_text, markdown, write
 from dnsrec.reproduce.report import build
-from dnsrec.reproduce.tables import load_paper
+from dnsrec.reproduce.tables import load_paper, load_table
 
 
 def test_missing_points_are_marked_not_filled(tmp_path: Path) -> None:
@@ -40,3 +41,12 @@ def test_a_report_of_nothing_is_still_written(tmp_path: Path) -> None:
     md = markdown(report)
     assert md.count("missing") >= 4 and "Ours, seed 0: not run: launch=false" in md
     assert (tmp_path / "douban-table3.md") in write(report, tmp_path)
+
+
+def test_column_notes_reach_the_header() -> None:
+    """A column whose numbers need a caveat (Table 4's whole-run memory) says so above the table."""
+    noted = replace(spec(), columns=(replace(spec().columns[1], note="each run's own timing"),))
+    md = markdown(build(noted, "ml-100k", [0], [complete(OURS, 0, run(1, 0.3, 1.0))], load_paper(), "cmd", ""))
+    assert "- Infer. (s): each run's own timing\n" in md.split("| row |")[0]
+    memory = next(c for c in load_table("table4").columns if c.name == "Memory (GB)")
+    assert "not the model's inference memory" in memory.note
