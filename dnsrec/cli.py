@@ -139,9 +139,12 @@ def cmd_reproduce(table: str, args: list[str], db_url: str | None) -> int:
     import shlex
 
     from dnsrec.reproduce import parse_options, reproduce
+    from dnsrec.results.database import masked, resolve_url
 
     opts = parse_options(table, args)
-    line = shlex.join(["dnsrec", "reproduce", table, *args])
+    # The report names the database its runs came from, so its command regenerates it (a --db URL holds no
+    # password: refused above; one from $DNSREC_DB_URL is masked).
+    line = shlex.join(["dnsrec", "reproduce", table, *args, "--db", masked(resolve_url(db_url))])
     done = reproduce(opts, db_url, line)
     failed = len(done.failed)
     print(f"{done.reused} points reused, {done.launched} run now, {failed} failed, {done.unavailable} unavailable")

@@ -42,6 +42,7 @@ def test_table3_runs_records_reuses_and_reports(tmp_path: Path) -> None:
     assert baseline["status"] == "complete" and baseline["p_welch"] != ""
     text = md.read_text()
     assert "dnsrec reproduce table3" in text and "Welch" in text and "window" in text
+    assert f"--db {env['DNSREC_DB_URL']}`" in text  # the command names the database its runs came from
     # the NAS baselines: marked unavailable (naming the key) until `search.method` exists, then run
     darts = [r for r in rows if r["row"] == "DARTS + SASRec"]
     assert darts and all(r["status"] == "complete" or "search.method" in r["note"] for r in darts)
