@@ -33,9 +33,15 @@ def welch_p(ours: Sequence[float], other: Sequence[float]) -> float | None:
     undefined (fewer than two values on a side, or no variance on either side)."""
     if len(ours) < 2 or len(other) < 2:
         return None
+    import warnings
+
     from scipy.stats import ttest_ind
 
-    p = float(ttest_ind(list(ours), list(other), equal_var=False).pvalue)
+    # Seeds often give the same value (the FLOPs of one architecture, a Recall@10 of k/943 users), and scipy
+    # then warns of precision loss from deep inside; the report shows that sd itself, so the warning is noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_ind(list(ours), list(other), equal_var=False).pvalue)
     return None if math.isnan(p) else p
 
 

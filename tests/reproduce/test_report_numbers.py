@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,11 @@ def test_summary_and_welch_equal_numpy_and_scipy() -> None:
     student = ttest_ind(OURS_NDCG, [0.1, 0.5, 0.3], equal_var=True).pvalue
     assert stats.welch_p(OURS_NDCG, [0.1, 0.5, 0.3]) != pytest.approx(student, rel=1e-6)
     assert stats.welch_p([0.3], BASE_NDCG) is None  # one seed: no test
+    # seeds with one value (FLOPs of one architecture): scipy's p, without its precision-loss warning
+    same = [14.7456e6 * (1 + 1e-16 * i) for i in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert stats.welch_p(same, [27.85e6, 27.85e6, 55.7e6]) is not None
     assert stats.summary([0.3]).sd is None
 
 
