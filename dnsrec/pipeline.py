@@ -35,7 +35,7 @@ from dnsrec.data.features import model_features
 from dnsrec.data.sequences import SequenceData
 from dnsrec.errors import ConfigError, ConfigMismatch
 from dnsrec.evaluate import RANKS_FILE, Evaluator, protocol_metrics, write_ranks
-from dnsrec.measure import environment, inference_seconds, peak_memory_mb
+from dnsrec.measure import environment, inference_memory_mb, inference_seconds, peak_memory_mb
 from dnsrec.models import FDSA, FDSAConfig, SASRec, SASRecConfig, SASRecF, padded_table
 from dnsrec.nas.architecture import Architecture
 from dnsrec.nas.commitment import commitment
@@ -189,6 +189,8 @@ def _result(
     seconds = {"retrain": sum(h.train_seconds + h.eval_seconds for h in outcome.history)}
     seconds.update(extra.pop("seconds", {}))
     seconds["inference"] = inference_seconds(model, evaluator, placement, cfg.train.eval_batch)
+    run_peak = peak_memory_mb(placement)  # before inference_memory_mb resets CUDA's peak
+    scoring_mb = inference_memory_mb(model, evaluator, placement, cfg.train.eval_batch)
     return RunResult(
         stage=stage,
         dataset=run.data.name,
@@ -207,7 +209,8 @@ def _result(
         finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         flops={"model": flops.total, "model_scoring": flops.scoring, **extra.pop("flops", {})},
         seconds=seconds,
-        peak_memory_mb=peak_memory_mb(placement),
+        peak_memory_mb=run_peak,
+        inference_memory_mb=scoring_mb,
         **extra,
     )
 

@@ -53,6 +53,9 @@ class RunResult:
     supernet_params: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # "search", "retrain", "inference" (test set)
     peak_memory_mb: float = 0.0  # CUDA: max allocated; CPU: the process's max resident set
+    # Scoring the test users: the model's weights plus the most tensor memory alive at once (dnsrec.measure);
+    # None in results written before it was measured.
+    inference_memory_mb: float | None = None
     architecture: dict[str, Any] | None = None  # the searched or given Architecture (DNS-Rec stages)
     search: dict[str, Any] | None = None  # best_epoch, steps, per-epoch trajectory of alpha, beta, tau, ...
     # What a reader must know about how the numbers were made, e.g. that search.method=recnas is a reconstruction

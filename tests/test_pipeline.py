@@ -31,6 +31,9 @@ def test_train_run_writes_a_complete_result(tmp_path: Path) -> None:
         assert all(0.0 <= v <= 1.0 for v in result.metrics[split].values())
         assert result.eval_seconds[split] > 0
     assert result.n_params > 0 and result.seconds_per_epoch > 0 and len(result.history) == 2
+    # scoring needs the weights and more, and far less than the training process's peak
+    assert result.inference_memory_mb is not None
+    assert 4 * result.n_params < result.inference_memory_mb * 2**20 < result.peak_memory_mb * 2**20
     assert result.config["train"]["max_epochs"] == 2 and result.config["dataset"]["name"] == "gowalla-100"
     assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
 

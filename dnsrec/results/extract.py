@@ -82,6 +82,8 @@ def problems(result: RunResult) -> list[str]:
     for name in ("seconds_per_epoch", "train_seconds", "peak_memory_mb"):
         if not _finite(getattr(result, name)):
             found.append(f"{name} {getattr(result, name)!r} is not a finite number")
+    if result.inference_memory_mb is not None and not _finite(result.inference_memory_mb):
+        found.append(f"inference_memory_mb {result.inference_memory_mb!r} is not a finite number")
     seconds = result.seconds if isinstance(result.seconds, dict) else {"?": result.seconds}
     found += [f"seconds.{k} {v!r} is not a finite number" for k, v in seconds.items() if not _finite(v)]
     flops = result.flops if isinstance(result.flops, dict) else {}
@@ -219,6 +221,7 @@ def run_values(result: RunResult) -> dict[str, Any]:
         "train_seconds": float(result.train_seconds),
         "seconds_per_epoch": float(result.seconds_per_epoch),
         "peak_memory_mb": float(result.peak_memory_mb),
+        "inference_memory_mb": _float(result.inference_memory_mb),
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
         "stopped": result.stopped,

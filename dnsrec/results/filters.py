@@ -24,8 +24,8 @@ from dnsrec.results.models import STATUSES, ArchitectureRow, Metric, Run, Sweep
 _RUN_NUMBERS = (
     "id", "trial", "lam", "gate_layers", "lr", "seed", "search_epochs", "batch", "epochs", "best_epoch",
     "search_seconds", "retrain_seconds", "inference_seconds", "train_seconds", "seconds_per_epoch",
-    "peak_memory_mb", "search_best_epoch", "search_steps", "decision_width_p", "decision_depth_q",
-    "decision_settled_epochs", "slurm_array_task_id",
+    "peak_memory_mb", "inference_memory_mb", "search_best_epoch", "search_steps", "decision_width_p",
+    "decision_depth_q", "decision_settled_epochs", "slurm_array_task_id",
 )  # fmt: skip
 _ARCH_NUMBERS = ("flops", "scoring_flops", "params", "depth", "d", "supernet_flops", "supernet_params")
 _RUN_TEXT = (

@@ -146,6 +146,7 @@ class Run(Base):
     train_seconds: Mapped[float | None] = mapped_column(Float)
     seconds_per_epoch: Mapped[float | None] = mapped_column(Float)
     peak_memory_mb: Mapped[float | None] = mapped_column(Float)
+    inference_memory_mb: Mapped[float | None] = mapped_column(Float)
     epochs: Mapped[int | None] = mapped_column(Integer)
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     stopped: Mapped[str | None] = mapped_column(String(32))

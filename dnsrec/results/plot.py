@@ -36,6 +36,7 @@ UNITS: dict[str, tuple[str, float, str]] = {
     "params": ("parameters", 1e6, "millions"),
     "supernet_params": ("parameters of the supernet shape", 1e6, "millions"),
     "peak_memory_mb": ("peak memory", 1.0, "MB"),
+    "inference_memory_mb": ("inference memory", 1.0, "MB"),
     "inference_seconds": ("inference time", 1.0, "s"),
     "train_seconds": ("training time", 1.0, "s"),
     "search_seconds": ("search time", 1.0, "s"),

@@ -458,7 +458,8 @@ def _directory(run_dir: str | Path) -> str:
 # Columns that only a finished result fills: cleared when a run directory is marked FAILED or RUNNING.
 _RESULT_ONLY = (
     "git_commit", "host", "device", "started_at", "finished_at", "search_seconds", "retrain_seconds",
-    "inference_seconds", "train_seconds", "seconds_per_epoch", "peak_memory_mb", "epochs", "best_epoch",
+    "inference_seconds", "train_seconds", "seconds_per_epoch", "peak_memory_mb", "inference_memory_mb",
+    "epochs", "best_epoch",
     "stopped", "search_best_epoch", "search_steps", "decision_width_p", "decision_depth_q",
     "decision_settled_epochs", "result_sha256",
 )  # fmt: skip

@@ -18,7 +18,8 @@ RUN_FIELDS = (
     "id", "status", "stage", "method", "dataset", "sweep", "trial", "attention", "lam", "gate_layers", "lr",
     "seed", "shape", "init", "search_epochs", "batch", "epochs", "best_epoch", "stopped", "search_best_epoch",
     "search_steps", "decision_width_p", "decision_depth_q", "decision_settled_epochs", "search_seconds",
-    "retrain_seconds", "inference_seconds", "train_seconds", "seconds_per_epoch", "peak_memory_mb", "launcher",
+    "retrain_seconds", "inference_seconds", "train_seconds", "seconds_per_epoch", "peak_memory_mb",
+    "inference_memory_mb", "launcher",
     "slurm_job_id", "slurm_array_job_id", "slurm_array_task_id", "host", "device", "git_commit", "started_at",
     "finished_at", "recorded_at", "run_dir", "failure_reason", "result_sha256",
 )  # fmt: skip
@@ -62,6 +63,7 @@ class RunView:
     train_seconds: float | None = None
     seconds_per_epoch: float | None = None
     peak_memory_mb: float | None = None
+    inference_memory_mb: float | None = None
     launcher: str = "local"
     slurm_job_id: str | None = None
     slurm_array_job_id: str | None = None

@@ -205,6 +205,7 @@ def build_result(**changes: Any) -> RunResult:
         "supernet_params": 99_999,
         "seconds": {"search": 30.0, "retrain": 26.0, "inference": 0.25},
         "peak_memory_mb": 512.0,
+        "inference_memory_mb": 48.5,
         "architecture": {
             "d": 64,
             "inner": 256,

@@ -52,6 +52,7 @@ def test_hand_made_result_round_trips(store: ResultStore, make_result: Any, tmp_
     assert run.finished_at is not None and run.finished_at.tzinfo is not None
     assert (run.search_seconds, run.retrain_seconds, run.inference_seconds) == (30.0, 26.0, 0.25)
     assert (run.epochs, run.best_epoch, run.peak_memory_mb, run.search_steps) == (17, 7, 512.0, 100)
+    assert run.inference_memory_mb == 48.5
     assert run.metrics == flat(result.metrics)
     assert run.config == result.config
     assert run.architecture is not None
@@ -147,6 +148,8 @@ def test_bad_result_files_are_refused_with_nothing_written(
         assert "result.json" in str(err.value), name
     with pytest.raises(InvalidResult, match="is not a finite number"):  # a RunResult handed in directly
         store.record(make_result(peak_memory_mb=math.inf), tmp_path / "inf")
+    with pytest.raises(InvalidResult, match="inference_memory_mb nan is not a finite number"):
+        store.record(make_result(inference_memory_mb=math.nan), tmp_path / "nan")
     with pytest.raises(InvalidResult, match=r"pop100/ndcg@10 = 1\.2 is outside \[0, 1\]"):
         store.record(make_result(ndcg=1.2), tmp_path / "above")
     assert counts(store) == (0, 0, 0, 0)
