@@ -79,7 +79,7 @@ def _report(result: RunResult, run_dir: Path) -> None:
         + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
         + f"; best epoch {result.best_epoch} of {result.epochs} ({result.stopped}); "
         + f"peak memory {result.peak_memory_mb:.0f} MB"
-        + (f", scoring the test users {result.inference_memory_mb:.0f} MB" if result.inference_memory_mb else "")
+        + ("" if result.inference_memory_mb is None else f", scoring test users {result.inference_memory_mb:.0f} MB")
     )
     print(
         f"{result.seconds_per_epoch:.2f} s/epoch; evaluation {result.eval_seconds['valid']:.2f} s valid, "

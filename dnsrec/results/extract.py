@@ -79,11 +79,10 @@ def problems(result: RunResult) -> list[str]:
     for name in ("n_params", "best_epoch", "epochs"):
         if not _count(getattr(result, name)):
             found.append(f"{name} {getattr(result, name)!r} is not a count")
-    for name in ("seconds_per_epoch", "train_seconds", "peak_memory_mb"):
-        if not _finite(getattr(result, name)):
-            found.append(f"{name} {getattr(result, name)!r} is not a finite number")
-    if result.inference_memory_mb is not None and not _finite(result.inference_memory_mb):
-        found.append(f"inference_memory_mb {result.inference_memory_mb!r} is not a finite number")
+    numbers = {name: getattr(result, name) for name in ("seconds_per_epoch", "train_seconds", "peak_memory_mb")}
+    if result.inference_memory_mb is not None:  # None: written before it was measured
+        numbers["inference_memory_mb"] = result.inference_memory_mb
+    found += [f"{name} {value!r} is not a finite number" for name, value in numbers.items() if not _finite(value)]
     seconds = result.seconds if isinstance(result.seconds, dict) else {"?": result.seconds}
     found += [f"seconds.{k} {v!r} is not a finite number" for k, v in seconds.items() if not _finite(v)]
     flops = result.flops if isinstance(result.flops, dict) else {}
