@@ -362,6 +362,34 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_measure_memory(run_dirs: list[str], data_dir: str | None, db: DbOptions) -> int:
+    """Each run: measured, result.json rewritten, its database row re-recorded (keeping its sweep, trial and
+    launcher); 2 if any run could not be measured."""
+    from dnsrec.remeasure import measure_inference_memory
+    from dnsrec.results import open_store
+
+    store = None if db.skip else open_store(db.url)
+    failed = 0
+    try:
+        for run_dir in map(Path, run_dirs):
+            try:
+                result = measure_inference_memory(run_dir, data_dir)
+                if result is None:
+                    print(f"{run_dir}: has its inference memory already (left as it is)")
+                    continue
+                print(f"{run_dir}: scoring the test users needs {result.inference_memory_mb:.1f} MB")
+                if store is not None:
+                    print(f"recorded as run {store.record(result, run_dir)} in {store.url}")
+            except DNSRecError as e:
+                print(f"dnsrec: error: {e}", file=sys.stderr)
+                failed += 1
+    finally:
+        if store is not None:
+            store.close()
+    print(f"{len(run_dirs) - failed} of {len(run_dirs)} run directories have their inference memory")
+    return 2 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dnsrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -393,6 +421,13 @@ def main(argv: list[str] | None = None) -> int:
     reproduce.add_argument("args", nargs="*", help="dataset=NAME seeds=[0,1,2] launcher=local parallel=2 out=DIR ...")
     reproduce.add_argument("--db", metavar="URL", help="results database (default $DNSREC_DB_URL or runs/dnsrec.db)")
     add_results_parser(sub)
+    memory = sub.add_parser(
+        "measure-memory",
+        parents=[recording],
+        help="add the inference memory (Table 4) to finished runs recorded before every run measured it",
+    )
+    memory.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run directories")
+    memory.add_argument("--data-dir", help="where the runs' datasets are (default: as each run)")
     data = sub.add_parser("data", help="datasets: prepare the cache once, print the paper's Table 1 statistics")
     dsub = data.add_subparsers(dest="action", required=True)
     for action, text in (("prepare", "read and process a preset's files into the cache"), ("stats", "Table 1")):
@@ -418,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_data(args)
         if args.command in ("export", "recommend"):
             return cmd_export(args)
+        if args.command == "measure-memory":
+            return cmd_measure_memory(args.run_dirs, args.data_dir, DbOptions(args.db, args.no_db))
         if args.command in ("train", "run") and args.multirun:
             return cmd_multirun(args.command, args.overrides, DbOptions(args.db, args.no_db))
         db = DbOptions(args.db, args.no_db)
