@@ -364,7 +364,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_measure_memory(run_dirs: list[str], data_dir: str | None, db: DbOptions) -> int:
     """Each run: measured, result.json rewritten, its database row re-recorded (keeping its sweep, trial and
-    launcher); 2 if any run could not be measured."""
+    launcher; also for a run measured already, as another database may record it without the figure); 2 if any
+    run could not be measured."""
     from dnsrec.remeasure import measure_inference_memory
     from dnsrec.results import open_store
 
@@ -373,11 +374,9 @@ def cmd_measure_memory(run_dirs: list[str], data_dir: str | None, db: DbOptions)
     try:
         for run_dir in map(Path, run_dirs):
             try:
-                result = measure_inference_memory(run_dir, data_dir)
-                if result is None:
-                    print(f"{run_dir}: has its inference memory already (left as it is)")
-                    continue
-                print(f"{run_dir}: scoring the test users needs {result.inference_memory_mb:.1f} MB")
+                result, measured = measure_inference_memory(run_dir, data_dir)
+                done = "needs" if measured else "has its inference memory already (result.json left as it is):"
+                print(f"{run_dir}: scoring the test users {done} {result.inference_memory_mb:.1f} MB")
                 if store is not None:
                     print(f"recorded as run {store.record(result, run_dir)} in {store.url}")
             except DNSRecError as e:

@@ -31,16 +31,16 @@ class RemeasureError(DNSRecError):
     """A run's model or data cannot be rebuilt as the run had them; the message names the file or key."""
 
 
-def measure_inference_memory(run_dir: Path, data_dir: str | None = None) -> RunResult | None:
-    """Add `inference_memory_mb` to the finished run in `run_dir` (rewriting its result.json) and return the
-    result; None if it has the figure already. `data_dir`: where the run's dataset is (default: as the run)."""
+def measure_inference_memory(run_dir: Path, data_dir: str | None = None) -> tuple[RunResult, bool]:
+    """Add `inference_memory_mb` to the finished run in `run_dir` (rewriting its result.json); its result, and
+    whether it was measured now (False: it had the figure). `data_dir`: where its dataset is (default: as the run)."""
     run_dir = Path(run_dir)
     path = run_dir / RESULT_FILE
     if not path.is_file():
         raise RemeasureError(f"{path} does not exist: not a finished run directory")
     result = RunResult.read(path)
     if result.inference_memory_mb is not None:
-        return None
+        return result, False
     cfg = result.config
     try:
         dataset, train = cfg["dataset"], cfg["train"]
@@ -66,7 +66,7 @@ def measure_inference_memory(run_dir: Path, data_dir: str | None = None) -> RunR
         f"{MEASURED_LATER} at {when} on {env['device']} (host {env['host']}, commit {env['git_commit'][:12] or '?'})",
     ]
     result.write(run_dir)
-    return result
+    return result, True
 
 
 def _recorded_model(run_dir: Path, result: RunResult, data: SequenceData) -> SASRec:

@@ -6,6 +6,7 @@ the database row's identity untouched."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -57,11 +58,20 @@ def test_measure_memory_gives_back_what_the_runs_measured(tmp_path: Path, capsys
     finally:
         store.close()
 
-    # a second call leaves measured results exactly as they are
+    # a second call leaves measured results exactly as they are, and brings another database's row up to them
     files = {d: (d / RESULT_FILE).read_bytes() for d in recorded}
-    assert main(["measure-memory", str(searched), "--no-db"]) == 0
-    assert "has its inference memory already" in capsys.readouterr().out
-    assert all((d / RESULT_FILE).read_bytes() == b for d, b in files.items())
+    other = open_store(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        # the run as a database written before the figure existed holds it
+        other_id = other.record(dataclasses.replace(recorded[searched], inference_memory_mb=None), searched)
+        assert other.get_run(other_id).inference_memory_mb is None
+        assert main(["measure-memory", str(searched), "--db", other.url]) == 0
+        assert "has its inference memory already" in capsys.readouterr().out
+        assert all((d / RESULT_FILE).read_bytes() == b for d, b in files.items())
+        measured = RunResult.read(searched / RESULT_FILE).inference_memory_mb
+        assert other.get_run(other_id).inference_memory_mb == pytest.approx(measured)
+    finally:
+        other.close()
 
 
 def test_measure_memory_names_what_it_cannot_read(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
