@@ -1,9 +1,10 @@
 """Measure what a finished run did not: the inference memory (`inference_memory_mb`, the paper's Table 4
 memory) of runs recorded before every run measured it. The run's own retrained model (its `best.pt`, the
 weights its test metrics came from) scores its own test users through the same `dnsrec.measure` function a
-run calls, on the device and precision of the run's config; result.json gains the figure and a note that says
-when, where and by which code it was measured, so a reader can tell it from a figure the run took itself.
-Nothing else in the result changes, and a result that already has the figure is left alone.
+run calls, on the device and precision the run had (another device is refused: the figure depends on it).
+result.json gains the figure and a note that says when, where and by which code it was measured, so a reader
+can tell it from a figure the run took itself. Nothing else in the result changes, and a result that already
+has the figure is left alone.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def measure_inference_memory(run_dir: Path, data_dir: str | None = None) -> tupl
             f"{name!r} here has {data.n_items:,} items and N={data.max_len}: not the data the run scored"
         )
     placement = Placement.resolve(device, precision)
+    ran_on, here = result.environment.get("device", ""), placement.describe()
+    if ran_on and ran_on != here:  # memory depends on the device and precision: never mix two machines' figures
+        raise RemeasureError(f"{path}: the run scored on {ran_on!r}, this machine on {here!r}; measure it where it ran")
     evaluator = Evaluator(data, batch_size=eval_batch, device=placement.device)
     model.to(placement.device)
     result.inference_memory_mb = inference_memory_mb(model, evaluator, placement, eval_batch)

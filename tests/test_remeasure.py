@@ -83,3 +83,15 @@ def test_measure_memory_names_what_it_cannot_read(tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err
     assert "best.pt" in err and f"{tmp_path / 'nothing' / RESULT_FILE} does not exist" in err
     assert RunResult.read(run_dir / RESULT_FILE).inference_memory_mb is None  # nothing half-written
+
+
+def test_measure_memory_refuses_another_device(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A run that scored on a GPU (here written into its result: no GPU on this machine) is not measured on a CPU."""
+    run_dir = tmp_path / "train"
+    assert main(["train", *TINY_TRAIN, "train.max_epochs=1", f"run_dir={run_dir}", "--no-db"]) == 0
+    result = _forget_the_figure(run_dir)
+    result.inference_memory_mb, result.environment = None, {**result.environment, "device": "NVIDIA H200 (bf16)"}
+    result.write(run_dir)
+    assert main(["measure-memory", str(run_dir), "--no-db"]) == 2
+    assert "the run scored on 'NVIDIA H200 (bf16)', this machine on 'cpu (fp32)'" in capsys.readouterr().err
+    assert RunResult.read(run_dir / RESULT_FILE).inference_memory_mb is None
