@@ -58,7 +58,8 @@ class RunModel:
     run_dir: Path
 
 
-def _key(config: dict[str, Any], source: Path, *keys: str) -> Any:
+def config_key(config: dict[str, Any], source: Path, *keys: str) -> Any:
+    """`config[keys[0]][keys[1]]...` of the result file `source`, or an error naming the missing key."""
     node: Any = config
     for k in keys:
         if not isinstance(node, dict) or k not in node:
@@ -97,18 +98,18 @@ def run_model(run_dir: Path) -> RunModel:
             arch,
             n_items,
             max_len,
-            _key(cfg, result_path, "retrain", "shape"),
-            _key(cfg, result_path, "attention"),
-            _key(cfg, result_path, "dropout"),
+            config_key(cfg, result_path, "retrain", "shape"),
+            config_key(cfg, result_path, "attention"),
+            config_key(cfg, result_path, "dropout"),
         )
     elif result.stage == "train":
-        family = _key(cfg, result_path, "model", "family")
+        family = config_key(cfg, result_path, "model", "family")
         if family != "sasrec":
             raise ExportError(
                 f"{result_path}: key 'config.model.family' is {family!r}; only 'sasrec' models (and DNS-Rec runs) "
                 "are exported (the feature-aware baselines carry an item feature table)"
             )
-        m = _key(cfg, result_path, "model")
+        m = config_key(cfg, result_path, "model")
         try:
             model_cfg = SASRecConfig(
                 n_items=n_items,

@@ -17,7 +17,7 @@ from dnsrec.data import load_dataset
 from dnsrec.data.sequences import SequenceData
 from dnsrec.errors import DNSRecError
 from dnsrec.evaluate import Evaluator
-from dnsrec.export import run_model
+from dnsrec.export import config_key, run_model
 from dnsrec.measure import environment, inference_memory_mb
 from dnsrec.models import SASRec
 from dnsrec.pipeline import build_model
@@ -43,12 +43,13 @@ def measure_inference_memory(run_dir: Path, data_dir: str | None = None) -> tupl
     if result.inference_memory_mb is not None:
         return result, False
     cfg = result.config
-    try:
-        dataset, train = cfg["dataset"], cfg["train"]
-        name, max_len, eval_batch = dataset["name"], dataset["max_len"], train["eval_batch"]
-        device, precision = train["device"], train["precision"]
-    except (KeyError, TypeError) as e:
-        raise RemeasureError(f"{path}: key 'config' lacks {e} (dataset.name/max_len, train.eval_batch/device)") from e
+    name, max_len = config_key(cfg, path, "dataset", "name"), config_key(cfg, path, "dataset", "max_len")
+    eval_batch = config_key(cfg, path, "train", "eval_batch")
+    # memory depends on the device and precision: never mix two machines' figures (checked before any loading)
+    placement = Placement.resolve(config_key(cfg, path, "train", "device"), config_key(cfg, path, "train", "precision"))
+    ran_on, here = result.environment.get("device", ""), placement.describe()
+    if ran_on and ran_on != here:
+        raise RemeasureError(f"{path}: the run scored on {ran_on!r}, this machine on {here!r}; measure it where it ran")
     data = load_dataset(name, data_dir=data_dir or cfg.get("data_dir"), max_len=max_len)
     model = _recorded_model(run_dir, result, data)
     if (model.cfg.n_items, model.cfg.max_len) != (data.n_items, data.max_len):
@@ -56,10 +57,6 @@ def measure_inference_memory(run_dir: Path, data_dir: str | None = None) -> tupl
             f"{run_dir / 'best.pt'}: a model of {model.cfg.n_items:,} items and N={model.cfg.max_len}, but dataset "
             f"{name!r} here has {data.n_items:,} items and N={data.max_len}: not the data the run scored"
         )
-    placement = Placement.resolve(device, precision)
-    ran_on, here = result.environment.get("device", ""), placement.describe()
-    if ran_on and ran_on != here:  # memory depends on the device and precision: never mix two machines' figures
-        raise RemeasureError(f"{path}: the run scored on {ran_on!r}, this machine on {here!r}; measure it where it ran")
     evaluator = Evaluator(data, batch_size=eval_batch, device=placement.device)
     model.to(placement.device)
     result.inference_memory_mb = inference_memory_mb(model, evaluator, placement, eval_batch)
@@ -81,7 +78,7 @@ def _recorded_model(run_dir: Path, result: RunResult, data: SequenceData) -> SAS
         return run_model(run_dir).model
     best = run_dir / "best.pt"
     try:
-        model = build_model(ModelConfig(**result.config["model"]), data)
+        model = build_model(ModelConfig(**config_key(result.config, run_dir / RESULT_FILE, "model")), data)
     except TypeError as e:
         raise RemeasureError(f"{run_dir / RESULT_FILE}: key 'config.model' does not describe a model ({e})") from e
     load_model_state(model, load_checkpoint(best), best)

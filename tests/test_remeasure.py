@@ -20,11 +20,9 @@ from dnsrec.run_result import RESULT_FILE, RunResult
 
 def _forget_the_figure(run_dir: Path) -> RunResult:
     """result.json as the run would have written it before inference memory was measured; the recorded value."""
-    result = RunResult.read(run_dir / RESULT_FILE)
-    assert result.inference_memory_mb is not None
     recorded = RunResult.read(run_dir / RESULT_FILE)
-    result.inference_memory_mb = None
-    result.write(run_dir)
+    assert recorded.inference_memory_mb is not None
+    dataclasses.replace(recorded, inference_memory_mb=None).write(run_dir)
     return recorded
 
 
@@ -90,8 +88,8 @@ def test_measure_memory_refuses_another_device(tmp_path: Path, capsys: pytest.Ca
     run_dir = tmp_path / "train"
     assert main(["train", *TINY_TRAIN, "train.max_epochs=1", f"run_dir={run_dir}", "--no-db"]) == 0
     result = _forget_the_figure(run_dir)
-    result.inference_memory_mb, result.environment = None, {**result.environment, "device": "NVIDIA H200 (bf16)"}
-    result.write(run_dir)
+    gpu = {**result.environment, "device": "NVIDIA H200 (bf16)"}
+    dataclasses.replace(result, inference_memory_mb=None, environment=gpu).write(run_dir)
     assert main(["measure-memory", str(run_dir), "--no-db"]) == 2
     assert "the run scored on 'NVIDIA H200 (bf16)', this machine on 'cpu (fp32)'" in capsys.readouterr().err
     assert RunResult.read(run_dir / RESULT_FILE).inference_memory_mb is None
