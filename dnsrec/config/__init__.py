@@ -130,6 +130,8 @@ class TrainConfig:
     patience: int = dataclasses.field(default=10, metadata={"check": positive_int})
     max_minutes: float | None = dataclasses.field(default=None, metadata={"check": positive_float})
     seed: int = dataclasses.field(default=0, metadata={"check": non_negative_int})
+    # window: windows at `window_overlap`; prefix: the per-prefix objective (every target sees its last N items),
+    # computed as stride-1 windows (dnsrec.train.batches)
     mode: str = dataclasses.field(default="window", metadata={"check": one_of("window", "prefix")})
     device: str = dataclasses.field(default="auto", metadata={"check": one_of("auto", "cpu", "cuda")})
     precision: str = dataclasses.field(default="auto", metadata={"check": one_of("auto", "fp32", "bf16")})

@@ -1,4 +1,4 @@
-"""Training samples: causal windows (default) or one sample per prefix (the reference, for fidelity checks).
+"""Training samples: causal windows (default) or the per-prefix formulation (the reference's objective).
 
 docs/method.md, "Training objective". A user's training sequence s = seq[:-2] has targets s[1..T-1]; the
 target s[t] must be predicted from its prefix s[:t].
@@ -12,6 +12,14 @@ target s[t] must be predicted from its prefix s[:t].
   min(N, t)). More overlap means more windows (about 1 / (1 - o) times the targets' positions fed
   through the model) and longer contexts. For T <= N + 1 there is one window and the two formulations
   give identical logits.
+- Per prefix, computed (`train.mode=prefix`): windows at stride 1 (`prefix_windows`). The first window
+  takes targets 1..min(N, T - 1), each seeing its whole prefix; every later window ends at the next
+  target and takes only that one, which sees exactly its last N items. So every target gets the same
+  context, hence the same logits and loss term, as its own per-prefix sample, while a user's first N
+  targets share one forward: on ML-100K (N = 200) about a third of the positions one sample per prefix
+  feeds through the model. Only the grouping of targets into steps differs. `prefix_samples` and
+  `prefix_batch` materialise one sample per prefix as the reference library does; the tests and
+  benchmarks/training_speed.py compare against them.
 
 Batch sizes count target positions: a step takes windows until it holds about `batch` targets.
 """
@@ -52,11 +60,14 @@ def window_stride(n: int, overlap: float = DEFAULT_WINDOW_OVERLAP) -> int:
     return max(1, math.floor(n * (1 - overlap) + 1e-9))
 
 
-def window_starts(n_targets: int, n: int, overlap: float = DEFAULT_WINDOW_OVERLAP) -> list[int]:
-    """Start offsets, chronological, of the windows over a training sequence with `n_targets` targets."""
+def window_starts(
+    n_targets: int, n: int, overlap: float = DEFAULT_WINDOW_OVERLAP, stride: int | None = None
+) -> list[int]:
+    """Start offsets, chronological, of the windows over a training sequence with `n_targets` targets
+    (`stride`, when given, instead of the overlap's)."""
     if n_targets <= n:
         return [0]
-    stride = window_stride(n, overlap)
+    stride = stride or window_stride(n, overlap)
     starts, a = [], n_targets - n  # the last window's targets end at the last target
     while a > 0:
         starts.append(a)
@@ -65,8 +76,13 @@ def window_starts(n_targets: int, n: int, overlap: float = DEFAULT_WINDOW_OVERLA
     return starts[::-1]
 
 
-def build_windows(data: SequenceData, max_len: int | None = None, overlap: float = DEFAULT_WINDOW_OVERLAP) -> Windows:
-    """Every user's training windows at `overlap` (`train.window_overlap`)."""
+def build_windows(
+    data: SequenceData,
+    max_len: int | None = None,
+    overlap: float = DEFAULT_WINDOW_OVERLAP,
+    stride: int | None = None,
+) -> Windows:
+    """Every user's training windows at `overlap` (`train.window_overlap`), or at `stride` when given."""
     n = max_len or data.max_len
     inputs_rows: list[np.ndarray] = []
     targets_rows: list[np.ndarray] = []
@@ -76,7 +92,7 @@ def build_windows(data: SequenceData, max_len: int | None = None, overlap: float
         if n_t < 1:
             continue
         covered = 0  # targets 1..covered were taken by earlier windows
-        for a in window_starts(n_t, n, overlap):
+        for a in window_starts(n_t, n, overlap, stride):
             inp = np.zeros(n, dtype=np.int64)
             tgt = np.zeros(n, dtype=np.int64)
             width = min(n, n_t - a)
@@ -92,8 +108,13 @@ def build_windows(data: SequenceData, max_len: int | None = None, overlap: float
     return Windows(np.stack(inputs_rows), np.stack(targets_rows))
 
 
+def prefix_windows(data: SequenceData, max_len: int | None = None) -> Windows:
+    """The per-prefix formulation as stride-1 windows: every target with its whole last-N context (above)."""
+    return build_windows(data, max_len, stride=1)
+
+
 def prefix_samples(data: SequenceData) -> np.ndarray:
-    """(user, t) pairs, one per training target s[t], t >= 1, for the per-prefix formulation."""
+    """(user, t) pairs, one per training target s[t], t >= 1: one sample per prefix, the reference form."""
     pairs = [(u, t) for u in range(data.n_users) for t in range(1, len(data.sequence(u)) - 2)]
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 

@@ -28,8 +28,7 @@ from dnsrec.train.batches import (
     DEFAULT_WINDOW_OVERLAP,
     build_windows,
     pack_batches,
-    prefix_batch,
-    prefix_samples,
+    prefix_windows,
 )
 from dnsrec.train.checkpoint import ConfigStamp
 from dnsrec.train.device import Placement
@@ -82,40 +81,29 @@ def scorer_of(model: SASRec, placement: Placement) -> Callable[[Tensor, Tensor],
 
 
 class TrainingSamples:
-    """The epoch's training samples in either formulation, as (inputs, targets) device tensors per step."""
+    """The epoch's training windows in either formulation, as (inputs, targets) device tensors per step:
+    `window` at `overlap` (`train.window_overlap`), `prefix` at stride 1 (dnsrec.train.batches)."""
 
     def __init__(
         self, data: SequenceData, mode: str, device: torch.device, overlap: float = DEFAULT_WINDOW_OVERLAP
     ) -> None:
         self.data, self.mode, self.device = data, mode, device
-        if mode == "window":
-            w = build_windows(data, overlap=overlap)  # `train.window_overlap`
-            self.inputs = torch.from_numpy(w.inputs).to(device)
-            self.targets = torch.from_numpy(w.targets).to(device)
-            self.counts = (w.targets > 0).sum(axis=1)
-            self.lengths: np.ndarray | None = (w.inputs > 0).sum(axis=1)
-        else:
-            self.pairs = prefix_samples(data)
-            self.counts = np.ones(len(self.pairs), dtype=np.int64)
-            self.lengths = None
+        w = prefix_windows(data) if mode == "prefix" else build_windows(data, overlap=overlap)
+        self.inputs = torch.from_numpy(w.inputs).to(device)
+        self.targets = torch.from_numpy(w.targets).to(device)
+        self.counts = (w.targets > 0).sum(axis=1)
+        self.lengths: np.ndarray = (w.inputs > 0).sum(axis=1)
         self.n_targets = int(self.counts.sum())
 
     def steps(self, batch: int, rng: np.random.Generator, bucket: bool = True) -> list[np.ndarray]:
         return pack_batches(self.counts, batch, rng, self.lengths if bucket else None)
 
     def get(self, idx: np.ndarray) -> tuple[Tensor, Tensor]:
-        if self.mode == "window":
-            i = torch.from_numpy(idx).to(self.device)
-            # Right padding beyond the batch's longest window changes no real position (causal attention,
-            # positions counted from the first item), so it is cut off.
-            width = int(self.lengths[idx].max()) if self.lengths is not None else self.inputs.shape[1]
-            return self.inputs[i, :width], self.targets[i, :width]
-        w = prefix_batch(self.data, self.pairs[idx])
-        width = int((w.inputs > 0).sum(axis=1).max())
-        return (
-            torch.from_numpy(w.inputs[:, :width]).to(self.device),
-            torch.from_numpy(w.targets[:, :width]).to(self.device),
-        )
+        i = torch.from_numpy(idx).to(self.device)
+        # Right padding beyond the batch's longest window changes no real position (causal attention,
+        # positions counted from the first item), so it is cut off.
+        width = int(self.lengths[idx].max())
+        return self.inputs[i, :width], self.targets[i, :width]
 
 
 def train_step(

@@ -8,7 +8,14 @@ import torch
 
 from dnsrec.data.sequences import SequenceData
 from dnsrec.models import SASRec, SASRecConfig
-from dnsrec.train.batches import build_windows, pack_batches, prefix_batch, prefix_samples, window_starts
+from dnsrec.train.batches import (
+    build_windows,
+    pack_batches,
+    prefix_batch,
+    prefix_samples,
+    prefix_windows,
+    window_starts,
+)
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import TrainingSamples, train_step
 
@@ -59,6 +66,47 @@ def test_short_sequences_give_per_prefix_logits() -> None:
     torch.testing.assert_close(hw[torch.from_numpy(kw)], hp[torch.from_numpy(kp)])
 
 
+def test_prefix_mode_gives_every_target_its_per_prefix_context_and_logits() -> None:
+    """`train.mode=prefix` (stride-1 windows) against one materialised sample per prefix, sequences longer
+    than N included: the same targets, each with the same visible items and the same logits."""
+    data = toy_data([5, 9, 30, 14, 23, 3], max_len=8)
+    samples = TrainingSamples(data, "prefix", torch.device("cpu"))
+    ref = prefix_batch(data, prefix_samples(data))
+    assert samples.n_targets == ref.n_targets == len(prefix_samples(data))
+    w_in, w_tg = samples.inputs.numpy(), samples.targets.numpy()
+
+    def contexts(inputs: np.ndarray, targets: np.ndarray) -> list[tuple[int, tuple[int, ...]]]:
+        """(target, the nonzero items at and before its position) for every target: what it may attend to."""
+        rows, cols = np.nonzero(targets)
+        return sorted(
+            (int(targets[r, c]), tuple(int(x) for x in inputs[r, : c + 1] if x))
+            for r, c in zip(rows, cols, strict=True)
+        )
+
+    assert contexts(w_in, w_tg) == contexts(ref.inputs, ref.targets)
+    torch.manual_seed(0)
+    model = SASRec(SASRecConfig(n_items=40, max_len=8, d=8, inner=8, n_layers=2, n_heads=2, attention="linear"))
+    model = model.double().eval()
+    with torch.no_grad():
+        hw = model(samples.inputs)[samples.targets > 0]
+        hp = model(torch.from_numpy(ref.inputs))[torch.from_numpy(ref.targets > 0)]
+    tw, tp = w_tg[w_tg > 0], ref.targets[ref.targets > 0]
+    kw, kp = np.lexsort((hw[:, 0].numpy(), tw)), np.lexsort((hp[:, 0].numpy(), tp))
+    assert np.array_equal(tw[kw], tp[kp])
+    torch.testing.assert_close(hw[torch.from_numpy(kw)], hp[torch.from_numpy(kp)])
+    # The per-prefix forward is shorter: a user's first N targets share one window.
+    assert (w_in > 0).sum() < (ref.inputs > 0).sum()
+
+
+def test_overlap_995_at_n_200_builds_the_prefix_windows() -> None:
+    """ML-100K's N = 200 at train.window_overlap=0.995 is stride 1: the per-prefix formulation exactly (the
+    README's formulation table ran it that way)."""
+    data = toy_data([230, 450, 120], n_items=500, max_len=200)
+    a, b = build_windows(data, overlap=0.995), prefix_windows(data)
+    assert np.array_equal(a.inputs, b.inputs) and np.array_equal(a.targets, b.targets)
+    assert build_windows(data, overlap=0.99).inputs.shape[0] < a.inputs.shape[0]  # stride 2: fewer windows
+
+
 def test_bucketed_steps_cover_every_sample_once_and_group_lengths() -> None:
     rng = np.random.default_rng(3)
     counts = rng.integers(1, 50, size=400)
@@ -78,7 +126,6 @@ def test_bucketed_steps_cover_every_sample_once_and_group_lengths() -> None:
 def test_trimmed_window_batches_give_the_untrimmed_loss() -> None:
     data = toy_data([5, 9, 30, 12, 4], max_len=16)
     samples = TrainingSamples(data, "window", torch.device("cpu"))
-    assert samples.lengths is not None
     idx = np.flatnonzero(samples.lengths < 12)  # short windows only: the batch is trimmed below N
     assert len(idx) >= 3
     inputs, targets = samples.get(idx)
