@@ -239,7 +239,10 @@ class DeepSpeedEngine(Engine):
             "gradient_accumulation_steps": micro_batches,
             "train_batch_size": micro_batches * self.world_size,
             "gradient_clipping": 0.0,  # DeepSpeed's default is 1.0; plain torch does not clip
-            "zero_optimization": {"stage": zero_stage},
+            # memory_efficient_linear (on by default) makes ZeRO-3 replace torch.nn.functional.linear for the
+            # whole process, and the replacement outlives the engine: a later export in that process (its
+            # torch.jit trace) then fails. Our linears are small next to the catalogue CE, so it stays off.
+            "zero_optimization": {"stage": zero_stage, "memory_efficient_linear": False},
             "zero_allow_untested_optimizer": True,
             "steps_per_print": 2**31 - 1,
             "wall_clock_breakdown": False,

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from train_support import load_worker
 
 from dnsrec.compose import compose
@@ -105,7 +106,9 @@ def test_gradient_accumulation_gives_the_same_steps(grad_accum: int, n_steps: in
 @pytest.mark.parametrize("stage", [0, 1, 3])
 def test_deepspeed_stage_on_one_process_matches_torch(stage: int) -> None:
     """ZeRO-2, the default, is compared on two ranks in test_ranks.py."""
+    linear = torch.nn.functional.linear
     plain, ds = reference(), load_worker().steps(n_steps=6, engine="deepspeed", zero_stage=stage)
+    assert torch.nn.functional.linear is linear, "DeepSpeed left torch.nn.functional.linear replaced"
     assert np.max(np.abs(np.subtract(plain["losses"], ds["losses"]))) < 1e-5
     assert ds["shard_numel"] == ds["n_params"]  # one rank holds every partition
     assert ds["weights_sum"] == pytest.approx(plain["weights_sum"], rel=1e-6)
