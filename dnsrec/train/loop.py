@@ -113,15 +113,48 @@ def train_step(
     placement: Placement,
     denominator: float | None = None,
     ce_chunk: int = DEFAULT_CHUNK_ELEMENTS,
+    last_only: bool = False,
 ) -> Tensor:
     """Loss of one step: one causal forward, CE at every position that holds a target.
 
     The summed CE is divided by `denominator` (default: this batch's targets, i.e. the mean); `ce_chunk`
-    is `train.ce_chunk`, the logits per chunk of the CE (0 = unchunked).
+    is `train.ce_chunk`, the logits per chunk of the CE (0 = unchunked). With `last_only` (the per-prefix
+    formulation, `train.mode=prefix`), windows whose one target sits at their last real position, every
+    stride-1 window after a user's first, run their last layer at that position only (`model.last_hidden`:
+    its keys and values still cover the window), which gives the same hidden state for that target.
     """
+    single = _last_target_only(inputs, targets) if last_only else None
+    if single is None:
+        with placement.autocast():
+            hidden = model(inputs)  # (B, N, d)
+        return positions_loss(hidden, model.output_weight, targets, placement, denominator, ce_chunk)
+    rows: list[Tensor] = []
+    items: list[Tensor] = []
+    rest = ~single
     with placement.autocast():
-        hidden = model(inputs)  # (B, N, d)
-    return positions_loss(hidden, model.output_weight, targets, placement, denominator, ce_chunk)
+        if bool(rest.any()):
+            mask = targets[rest] > 0
+            rows.append(model(inputs[rest])[mask])
+            items.append(targets[rest][mask])
+        lengths = (inputs[single] > 0).sum(dim=1)
+        rows.append(model.last_hidden(inputs[single], lengths))
+        items.append(targets[single].gather(1, (lengths - 1)[:, None])[:, 0])
+    return item_cross_entropy(
+        torch.cat(rows),
+        model.output_weight,
+        torch.cat(items),
+        compute_dtype=placement.compute_dtype,
+        denominator=denominator,
+        chunk_elements=ce_chunk,
+    )
+
+
+def _last_target_only(inputs: Tensor, targets: Tensor) -> Tensor | None:
+    """(B,) bool: the windows whose only target is at their last real position; None if there are none."""
+    last = ((inputs > 0).sum(dim=1) - 1).clamp(min=0)
+    at_last = targets.gather(1, last[:, None])[:, 0] > 0
+    single = at_last & ((targets > 0).sum(dim=1) == 1)
+    return single if bool(single.any()) else None
 
 
 def positions_loss(
@@ -145,11 +178,11 @@ def positions_loss(
     )
 
 
-def window_loss(placement: Placement, ce_chunk: int = DEFAULT_CHUNK_ELEMENTS) -> LossFn:
+def window_loss(placement: Placement, ce_chunk: int = DEFAULT_CHUNK_ELEMENTS, last_only: bool = False) -> LossFn:
     """`train_step` as an engine's loss function: (model, inputs, targets, denominator=) -> loss."""
 
     def loss(model: SASRec, inputs: Tensor, targets: Tensor, *, denominator: float) -> Tensor:
-        return train_step(model, inputs, targets, placement, denominator, ce_chunk)
+        return train_step(model, inputs, targets, placement, denominator, ce_chunk, last_only)
 
     return loss
 
@@ -175,7 +208,12 @@ def fit(
     log = distributed.main_only(log)
     model.to(placement.device)
     engine = make_engine(
-        model, window_loss(placement, cfg.ce_chunk), cfg, placement, batch=cfg.batch, weight_decay=cfg.weight_decay
+        model,
+        window_loss(placement, cfg.ce_chunk, last_only=cfg.mode == "prefix"),
+        cfg,
+        placement,
+        batch=cfg.batch,
+        weight_decay=cfg.weight_decay,
     )
     samples = TrainingSamples(data, cfg.mode, placement.device, cfg.window_overlap)
     task = _Fit(engine, samples, evaluator, placement, cfg)

@@ -98,6 +98,37 @@ def test_prefix_mode_gives_every_target_its_per_prefix_context_and_logits() -> N
     assert (w_in > 0).sum() < (ref.inputs > 0).sum()
 
 
+@pytest.mark.parametrize(("attention", "gate_layers"), [("linear", 0), ("linear", 2), ("softmax", 2)])
+def test_prefix_steps_with_the_last_layer_at_the_target_give_the_full_forward_loss(
+    attention: str, gate_layers: int
+) -> None:
+    """`last_only` (train.mode=prefix) runs a one-target window's last layer at its target only: same loss and
+    gradients as the full forward, on steps that mix users' first windows with one-target windows."""
+    data = toy_data([5, 9, 30, 14, 23, 3], max_len=8)
+    samples = TrainingSamples(data, "prefix", torch.device("cpu"))
+    placement = Placement.resolve("cpu", "fp32")
+    torch.manual_seed(0)
+    cfg = SASRecConfig(
+        n_items=40, max_len=8, d=8, inner=8, n_layers=2, n_heads=2, attention=attention, gate_layers=gate_layers
+    )  # type: ignore[arg-type]
+    model = SASRec(cfg).double().eval()
+    steps = samples.steps(12, np.random.default_rng(0))
+    mixed = [i for i in steps if len(set(samples.counts[i].tolist())) > 1]
+    assert mixed, "no step mixes first windows with one-target windows"
+    for idx in steps:
+        inputs, targets = samples.get(idx)
+        grads = []
+        for last_only in (False, True):
+            model.zero_grad()
+            loss = train_step(model, inputs, targets, placement, last_only=last_only)
+            loss.backward()
+            grads.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+        (full, g_full), (last, g_last) = grads
+        torch.testing.assert_close(last, full)
+        for a, b in zip(g_last, g_full, strict=True):
+            torch.testing.assert_close(a, b)
+
+
 def test_overlap_995_at_n_200_builds_the_prefix_windows() -> None:
     """ML-100K's N = 200 at train.window_overlap=0.995 is stride 1: the per-prefix formulation exactly (the
     README's formulation table ran it that way)."""
