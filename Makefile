@@ -9,7 +9,7 @@ ATTENTION ?= linear
 LAUNCHER ?= local
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test check lint types format train run bench clean sweep results slurm-up slurm-down slurm-status
+.PHONY: help install system-deps test check lint types format train run bench clean sweep results records slurm-up slurm-down slurm-status
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ sweep: ## Optuna sweep of whole DNS-Rec runs on DATASET [TRIALS= PARALLEL= LAUNC
 results: ## the recorded runs [SWEEP=name] (and the status line of that sweep)
 	$(VENV)/bin/dnsrec results list $(if $(SWEEP),--sweep $(SWEEP))
 	$(if $(SWEEP),$(VENV)/bin/dnsrec results status $(SWEEP))
+
+records: ## the runs behind docs/results, committed under docs/results/records, into runs/records.db (reproduce --db sqlite:///runs/records.db reuses them)
+	$(VENV)/bin/dnsrec results ingest docs/results/records/*/*/ --db sqlite:///runs/records.db
 
 bench: ## window vs per-prefix training speed and evaluation seconds on ML-1M
 	$(PY) benchmarks/training_speed.py
