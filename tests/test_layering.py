@@ -26,7 +26,7 @@ ALLOWED = {
     "sweep": {"worker", "pipeline", "launch", "results", "run_result", "compose"},
     "recording": {"train", "results", "run_result"},
     "multirun": {"recording", "pipeline", "compose"},
-    "reproduce": {"worker", "pipeline", "launch", "results", "run_result", "compose", "data"},
+    "reproduce": {"worker", "pipeline", "launch", "results", "run_result", "compose", "data", "evaluate"},
     "export": {"models", "nas", "train", "data", "run_result"},
     "remeasure": {"pipeline", "export", "measure", "models", "train", "evaluate", "data", "run_result"},
 }

@@ -8,6 +8,8 @@ figures, with our numbers beside the paper's.
 3. The missing points run through the sweep's launchers and are recorded as they finish (`runner`); one
    config shared by several rows (Table 6's "2 layers" in both groups) runs once.
 4. The report (`report`) is written from the database: `<out>/<dataset>-<TABLE>.md`, `.csv` (and `.png`).
+5. The record of every run it reads is kept beside it, `<records>/<dataset>/<run>/` (`records`; default
+   `<out>/records`): each run launched here as it finishes, the reused ones when the report is written.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dnsrec.reproduce.tables import load_paper, load_table, table_names
 __all__ = ["Options", "Outcome", "parse_options", "reproduce", "table_names"]
 
 # The command line's own keys; every other `key=value` is an override of every point that has the key.
-OWN_KEYS = ("dataset", "seeds", "parallel", "root", "out", "poll", "launch")
+OWN_KEYS = ("dataset", "seeds", "parallel", "root", "out", "records", "poll", "launch")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Options:
     parallel: int = 2  # points in flight (local processes, SLURM array tasks, Ray tasks)
     root: Path = Path("runs/reproduce")  # run directories <root>/<dataset>/<stage>-<row>-s<seed>-<hash>
     out: Path = Path("docs/results")
+    records: Path | None = Path("docs/results/records")  # each read run's record (dnsrec.reproduce.records)
     poll_seconds: float = 2.0
     launch: bool = True  # false: only write the report from what is recorded
 
@@ -88,6 +91,8 @@ def parse_options(table: str, args: Sequence[str]) -> Options:
     launch = str(own.get("launch", "true")).lower()
     if launch not in ("true", "false"):
         raise ConfigError(f"config key 'launch': expected true or false, got {launch!r}")
+    out_dir = Path(own.get("out", "docs/results"))
+    records = own.get("records", str(out_dir / "records"))
     return Options(
         table=table,
         dataset=str(own["dataset"]),
@@ -96,7 +101,8 @@ def parse_options(table: str, args: Sequence[str]) -> Options:
         launcher=tuple(launcher),
         parallel=parallel,
         root=Path(own.get("root", "runs/reproduce")),
-        out=Path(own.get("out", "docs/results")),
+        out=out_dir,
+        records=None if records.lower() == "none" else Path(records),
         poll_seconds=poll,
         launch=launch == "true",
     )
@@ -144,6 +150,7 @@ def reproduce(opts: Options, db_url: str | None, command: str, out: Callable[[st
             done = run_missing(
                 todo, planner, store, launcher_cfg, root=opts.root, parallel=opts.parallel,
                 poll_seconds=opts.poll_seconds, sweep=f"reproduce-{opts.dataset}-{opts.table}", out=out,
+                records=opts.records,
             )  # fmt: skip
             failed, launched = done.failed, len(todo)
             runs = recorded()
@@ -161,6 +168,15 @@ def reproduce(opts: Options, db_url: str | None, command: str, out: Callable[[st
         else:
             why = "launch=false" if not opts.launch else ""
             results.append(PointResult(p, None, "not run", why))
+    if opts.records is not None:
+        from dnsrec.reproduce.records import keep_record
+
+        kept = {r.run.run_dir: r.run for r in results if r.run is not None}
+        lines = [keep_record(run.run_dir, opts.records, opts.dataset, run.result_sha256) for run in kept.values()]
+        for line in lines:
+            if not line.startswith("record kept"):
+                out(line)
+        out(f"records of the {len(kept)} runs read kept under {opts.records / opts.dataset}")
     report = build(spec, opts.dataset, opts.seeds, results, paper, command, git_commit())
     written = write(report, opts.out)
     return Outcome(report, written, reused, launched, failed, unavailable)

@@ -19,6 +19,7 @@ from dnsrec.config.launcher import LauncherConfig
 from dnsrec.errors import DNSRecError
 from dnsrec.launch import Job, JobFailed, JobState, LaunchError, make_launcher
 from dnsrec.reproduce.points import Planner, Point
+from dnsrec.reproduce.records import keep_record
 from dnsrec.results import ResultStore, SlurmInfo
 from dnsrec.run_result import RESULT_FILE, RunResult
 from dnsrec.worker import run_point
@@ -64,7 +65,10 @@ def run_missing(
     poll_seconds: float,
     sweep: str,
     out: Callable[[str], None] = print,
+    records: Path | None = None,
 ) -> RunOutcome:
+    """Run `todo` through the launcher, `parallel` in flight, recording each as it ends; with `records`, each
+    completed run's record is kept there at once (dnsrec.reproduce.records), so a stopped call loses none."""
     outcome = RunOutcome()
     if not todo:
         return outcome
@@ -83,7 +87,7 @@ def run_missing(
             launcher.refresh()
             for f in [f for f in inflight if f.job.state() is JobState.DONE]:
                 inflight.remove(f)
-                _finish(f, planner, store, launcher.name, sweep, outcome, out)
+                _finish(f, planner, store, launcher.name, sweep, outcome, out, records)
                 out(f"{len(outcome.completed) + len(outcome.failed)} of {total} points done")
             if inflight:
                 time.sleep(poll_seconds)
@@ -141,6 +145,7 @@ def _finish(
     sweep: str,
     outcome: RunOutcome,
     out: Callable[[str], None],
+    records: Path | None = None,
 ) -> None:
     p = f.point
     try:
@@ -160,6 +165,8 @@ def _finish(
     outcome.completed.append((p, run_id))
     seconds = time.monotonic() - f.started
     out(f"{p.row.key} seed {p.seed}: complete in {seconds:.0f} s, recorded as run {run_id}")
+    if records is not None:
+        out(keep_record(f.run_dir, records, planner.dataset))
 
 
 def _record_failure(store: ResultStore, p: Point, run_dir: Path, reason: str, launcher: str, sweep: str) -> None:

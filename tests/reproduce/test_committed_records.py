@@ -6,11 +6,15 @@ name: the reports built on it could not be regenerated."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 from dnsrec.reproduce.points import Planner
+from dnsrec.reproduce.records import keep_record
 from dnsrec.reproduce.tables import load_table, table_names
 from dnsrec.results import open_store
+from dnsrec.results.extract import digest
 from dnsrec.run_result import RESULT_FILE, RunResult
 
 RECORDS = Path(__file__).resolve().parents[2] / "docs" / "results" / "records"
@@ -51,3 +55,29 @@ def test_every_record_in_a_dataset_folder_is_a_reproduce_point() -> None:
             assert any(planner.matches(p, result.stage, result.config) for p in points), (
                 f"{d}: no point of {', '.join(table_names())} on {dataset} matches this record's config"
             )
+
+
+def test_keep_record_copies_a_run_once_whole_and_only_the_result_recorded(tmp_path: Path) -> None:
+    source = record_dirs()[0]
+    run_dir = tmp_path / "scratch" / source.name
+    shutil.copytree(source, run_dir)
+    (run_dir / "best.pt").write_bytes(b"checkpoint")  # never part of a record
+    sha = digest(RunResult.read(run_dir / RESULT_FILE))
+    records = tmp_path / "records"
+
+    line = keep_record(run_dir, records, "gowalla-1k", sha)
+    kept = records / "gowalla-1k" / source.name
+    assert line == f"record kept: {kept}"
+    assert sorted(p.name for p in kept.iterdir()) == sorted(p.name for p in source.iterdir())
+    assert all((kept / p.name).read_bytes() == p.read_bytes() for p in source.iterdir())
+    # a database rebuilt from the records points at the records themselves: nothing to copy
+    assert keep_record(kept, records, "gowalla-1k", sha).startswith("record kept already")
+
+    # the run directory's result changed after it was recorded: the record keeps what the database read
+    changed = json.loads((run_dir / RESULT_FILE).read_text())
+    changed["metrics"]["test"]["pop100/ndcg@10"] = 0.99
+    (run_dir / RESULT_FILE).write_text(json.dumps(changed))
+    assert "is not the result the database recorded" in keep_record(run_dir, records, "gowalla-1k", sha)
+    assert (kept / RESULT_FILE).read_bytes() == (source / RESULT_FILE).read_bytes()
+    (run_dir / RESULT_FILE).unlink()
+    assert "is gone" in keep_record(run_dir, records, "gowalla-1k", sha)

@@ -35,6 +35,11 @@ def test_table3_runs_records_reuses_and_reports(tmp_path: Path) -> None:
     assert f"0 points reused, {len(runs)} run now, 0 failed" in first.stdout
     md, table = out / "gowalla-100-table3.md", out / "gowalla-100-table3.csv"
     assert md.is_file() and table.is_file()
+    # every run the report reads is kept beside it, whole (dnsrec.reproduce.records)
+    kept = sorted((out / "records" / "gowalla-100").iterdir())
+    assert len(kept) == len(runs), first.stdout
+    assert all((k / "result.json").is_file() and (k / "ranks.npz").is_file() for k in kept)
+    assert not list((out / "records").rglob("*.pt")) and not list((out / "records").rglob(".*partial"))
     rows = list(csv.DictReader(table.open()))
     ours = next(r for r in rows if r["row"] == "Ours" and r["column"] == "test NDCG@10")
     assert ours["status"] == "complete" and ours["n"] == "2" and ours["paper"] == "0.7317*"
