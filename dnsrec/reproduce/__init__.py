@@ -93,6 +93,8 @@ def parse_options(table: str, args: Sequence[str]) -> Options:
         raise ConfigError(f"config key 'launch': expected true or false, got {launch!r}")
     out_dir = Path(own.get("out", "docs/results"))
     records = own.get("records", str(out_dir / "records"))
+    if not records.strip():
+        raise ConfigError("config key 'records': expected a directory for the runs' records, or none")
     return Options(
         table=table,
         dataset=str(own["dataset"]),

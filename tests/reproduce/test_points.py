@@ -71,3 +71,13 @@ def _nested(flat: dict[str, object]) -> dict[str, object]:
             node = node.setdefault(part, {})  # type: ignore[assignment]
         node[last] = value
     return out
+
+
+def test_records_key_defaults_beside_the_reports_and_refuses_an_empty_value() -> None:
+    from dnsrec.reproduce import parse_options
+
+    assert parse_options("table3", ["dataset=ml-100k", "out=reports"]).records == Path("reports/records")
+    assert parse_options("table3", ["dataset=ml-100k", "records=/scratch/r"]).records == Path("/scratch/r")
+    assert parse_options("table3", ["dataset=ml-100k", "records=none"]).records is None
+    with pytest.raises(ConfigError, match="records"):
+        parse_options("table3", ["dataset=ml-100k", "records="])
