@@ -32,18 +32,18 @@ TINY_RUN = [
 ]
 
 
-def assert_same_numbers(got: Any, want: Any, rel: float, where: str = "") -> None:
-    """Recorded numbers (nested dicts and lists, as JSON gives them) equal, floats within `rel`: the guard
-    that a refactor left a seeded tiny run's trajectory as it was."""
+def assert_same_numbers(got: Any, want: Any, rel: float, where: str = "", abs_tol: float = 1e-9) -> None:
+    """Recorded numbers (nested dicts and lists, as JSON gives them) equal, floats within `rel` (or `abs_tol`):
+    the guard that a refactor left a seeded tiny run's trajectory as it was."""
     if isinstance(want, dict):
         assert isinstance(got, dict) and set(got) == set(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
         for k in want:
-            assert_same_numbers(got[k], want[k], rel, f"{where}.{k}")
+            assert_same_numbers(got[k], want[k], rel, f"{where}.{k}", abs_tol)
     elif isinstance(want, list):
         assert isinstance(got, list) and len(got) == len(want), f"{where}: {got} != {want}"
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_same_numbers(g, w, rel, f"{where}[{i}]")
+            assert_same_numbers(g, w, rel, f"{where}[{i}]", abs_tol)
     elif isinstance(want, float):
-        assert got == pytest.approx(want, rel=rel, abs=1e-9), f"{where}: {got} != {want}"
+        assert got == pytest.approx(want, rel=rel, abs=abs_tol), f"{where}: {got} != {want}"
     else:
         assert got == want, f"{where}: {got!r} != {want!r}"
