@@ -87,7 +87,7 @@ class TrainingSamples:
     def __init__(
         self, data: SequenceData, mode: str, device: torch.device, overlap: float = DEFAULT_WINDOW_OVERLAP
     ) -> None:
-        self.data, self.mode, self.device = data, mode, device
+        self.device = device
         w = prefix_windows(data) if mode == "prefix" else build_windows(data, overlap=overlap)
         self.inputs = torch.from_numpy(w.inputs).to(device)
         self.targets = torch.from_numpy(w.targets).to(device)
