@@ -38,6 +38,8 @@ def keep_record(run_dir: str | Path, records: Path, dataset: str, recorded_sha25
         return f"record not kept: {result_file} is gone"
     if dest.exists() and dest.resolve() == src.resolve():
         return f"record kept already: {dest}"
+    if (dest / RESULT_FILE).is_file() and (dest / RESULT_FILE).read_bytes() == result_file.read_bytes():
+        return f"record kept already: {dest}"  # kept when it finished; the report's pass finds it whole
     if recorded_sha256 is not None and digest(RunResult.read(result_file)) != recorded_sha256:
         return f"record not kept: {result_file} is not the result the database recorded (it changed since)"
     dest.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+from dnsrec.evaluate import RANKS_FILE
 from dnsrec.reproduce.points import Planner
 from dnsrec.reproduce.records import keep_record
 from dnsrec.reproduce.tables import load_table, table_names
@@ -70,6 +71,11 @@ def test_keep_record_copies_a_run_once_whole_and_only_the_result_recorded(tmp_pa
     assert line == f"record kept: {kept}"
     assert sorted(p.name for p in kept.iterdir()) == sorted(p.name for p in source.iterdir())
     assert all((kept / p.name).read_bytes() == p.read_bytes() for p in source.iterdir())
+    # kept once: a second call (the report's pass over a run kept when it finished) copies nothing again
+    (kept / RANKS_FILE).unlink()
+    assert keep_record(run_dir, records, "gowalla-1k", sha).startswith("record kept already")
+    assert not (kept / RANKS_FILE).exists()
+    shutil.copyfile(source / RANKS_FILE, kept / RANKS_FILE)
     # a database rebuilt from the records points at the records themselves: nothing to copy
     assert keep_record(kept, records, "gowalla-1k", sha).startswith("record kept already")
 
