@@ -179,7 +179,8 @@ def reproduce(opts: Options, db_url: str | None, command: str, out: Callable[[st
             if not line.startswith("record kept"):
                 out(line)
         out(f"records of the {len(kept)} runs read kept under {opts.records / opts.dataset}")
-    report = build(spec, opts.dataset, opts.seeds, results, paper, command, git_commit())
+    outputs = [opts.out] + ([opts.records] if opts.records is not None else [])
+    report = build(spec, opts.dataset, opts.seeds, results, paper, command, git_commit(outputs))
     written = write(report, opts.out)
     return Outcome(report, written, reused, launched, failed, unavailable)
 
@@ -198,19 +199,41 @@ def _distinct(points: list[Point]) -> list[Point]:
     return list(seen.values())
 
 
-def git_commit() -> str:
-    """The checkout's commit, marked when the working tree differs from it."""
-    here = Path(__file__).resolve().parent
+def git_commit(outputs: Sequence[Path] = (), repo: Path | None = None) -> str:
+    """The checkout's commit, marked when the working tree differs from it outside `outputs`.
+
+    `outputs` are what reproduce itself writes (the reports' folder, the records): a report or record written
+    a moment ago is not a change to the code that wrote the next one, so writing Tables 3, 4 and 5 in turn
+    does not mark the second and third as made from uncommitted code. `repo`: the checkout to ask (default:
+    the one this package lives in)."""
+    here = repo if repo is not None else Path(__file__).resolve().parent
     try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10, cwd=here
+        )
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=here)
+        excluded = _pathspec_excludes(Path(top.stdout.strip()), outputs) if top.returncode == 0 else []
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
             capture_output=True,
             text=True,
             timeout=10,
-            cwd=here,
+            cwd=top.stdout.strip() or here,
         )
     except (OSError, subprocess.SubprocessError):
         return ""
     commit = head.stdout.strip()
     return f"{commit} (+ uncommitted changes)" if commit and dirty.stdout.strip() else commit
+
+
+def _pathspec_excludes(top: Path, outputs: Sequence[Path]) -> list[str]:
+    """`:(exclude)` pathspecs for the outputs that lie inside the checkout `top` (others cannot be dirty)."""
+    specs = []
+    for path in outputs:
+        try:
+            inside = path.resolve().relative_to(top.resolve())
+        except ValueError:
+            continue
+        if inside != Path("."):
+            specs.append(f":(exclude){inside.as_posix()}")
+    return specs
