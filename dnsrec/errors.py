@@ -32,3 +32,7 @@ class Diverged(DNSRecError):
     retry the point: the same config diverges again)."""
 
     MARK = "diverged:"
+
+
+class RunDirInUse(CheckpointError):
+    """Another live process runs in this run directory; the message names it (pid, host) and the directory."""

@@ -33,7 +33,7 @@ from dnsrec.config.run import RunConfig, TrainRunConfig
 from dnsrec.data import load_dataset
 from dnsrec.data.features import model_features
 from dnsrec.data.sequences import SequenceData
-from dnsrec.errors import ConfigError, ConfigMismatch
+from dnsrec.errors import ConfigError, ConfigMismatch, RunDirInUse
 from dnsrec.evaluate import RANKS_FILE, Evaluator, protocol_metrics, write_ranks
 from dnsrec.measure import environment, inference_memory_mb, inference_seconds, peak_memory_mb
 from dnsrec.models import FDSA, FDSAConfig, SASRec, SASRecConfig, SASRecF, padded_table
@@ -46,7 +46,7 @@ from dnsrec.nas.search import search
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.run_result import RunResult
-from dnsrec.train import distributed
+from dnsrec.train import distributed, run_lock
 from dnsrec.train.checkpoint import ConfigStamp, read_stamp
 from dnsrec.train.device import Placement
 from dnsrec.train.loop import FitResult, fit, scorer_of
@@ -98,21 +98,23 @@ def run_stamp(stage: str, cfg: TrainRunConfig | RunConfig, **more: Any) -> Confi
 
 
 def claim_run_dir(run_dir: Path, stamp: ConfigStamp) -> None:
-    """Refuse a run directory whose `run_config.json` names another config (before any data is read),
-    else write ours (rank 0); each checkpoint's own stamp is checked again when it is loaded."""
-    refused = None
+    """Refuse a run directory another live process holds (`run_lock`) or whose `run_config.json` names
+    another config, else hold it and write ours (rank 0); each checkpoint's own stamp is checked again when
+    it is loaded."""
+    refused: tuple[str, str] | None = None
     if distributed.is_main():
-        saved = read_stamp(run_dir)
         try:
+            run_lock.hold(run_dir)  # before the stamp: a second process must not rewrite it under the first
+            saved = read_stamp(run_dir)
             if saved is not None:
                 stamp.check(saved, run_dir / "run_config.json")
-            run_dir.mkdir(parents=True, exist_ok=True)
             stamp.write(run_dir)
-        except ConfigMismatch as e:
-            refused = str(e)
+        except (ConfigMismatch, RunDirInUse) as e:
+            refused = (type(e).__name__, str(e))
     refused = distributed.broadcast_object(refused)  # every rank stops, none waits for rank 0 forever
     if refused is not None:
-        raise ConfigMismatch(refused)
+        kind, message = refused
+        raise RunDirInUse(message) if kind == RunDirInUse.__name__ else ConfigMismatch(message)
 
 
 # What a run leaves in its directory: present without a run_config.json, they are of an unknown config.

@@ -1,0 +1,53 @@
+"""One process per run directory: a second process is refused, naming the first; the lock dies with it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dnsrec.errors import RunDirInUse
+from dnsrec.pipeline import claim_run_dir
+from dnsrec.train import run_lock
+from dnsrec.train.checkpoint import STAMP_FILE, ConfigStamp
+
+HOLDER = (
+    "import sys; from pathlib import Path; from dnsrec.train import run_lock; "
+    "run_lock.hold(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()"
+)
+
+
+def _holder(run_dir: Path) -> subprocess.Popen[str]:
+    """Another process holding `run_dir` until its stdin closes (or it is killed)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(run_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_process_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = _holder(run_dir)
+    try:
+        with pytest.raises(RunDirInUse, match=rf"{run_dir} is in use by pid {proc.pid} on "):
+            claim_run_dir(run_dir, ConfigStamp({"lr": 0.001}))
+        assert not (run_dir / STAMP_FILE).exists()  # the refused run wrote no stamp under the holder
+    finally:
+        proc.kill()  # SIGKILL: no clean-up runs, the kernel drops the lock
+        proc.wait()
+    claim_run_dir(run_dir, ConfigStamp({"lr": 0.001}))
+    assert (run_dir / STAMP_FILE).exists()
+
+
+def test_the_holding_process_claims_again(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    claim_run_dir(run_dir, ConfigStamp({"lr": 0.001}))
+    claim_run_dir(run_dir, ConfigStamp({"lr": 0.001}))  # search, then retraining, in one process
+    proc = subprocess.run(  # and another process is refused while this one lives
+        [sys.executable, "-c", HOLDER, str(run_dir)], input="", text=True, capture_output=True
+    )
+    assert proc.returncode != 0 and "RunDirInUse" in proc.stderr and "is in use by pid" in proc.stderr
+    assert run_lock.LOCK_FILE in {p.name for p in run_dir.iterdir()}
