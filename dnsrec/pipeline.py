@@ -267,70 +267,72 @@ def _setup(
 
 def train_run(cfg: TrainRunConfig, run_dir: Path, log: Log = print) -> RunResult:
     """Train one fixed model to early stop; evaluate valid and test at the best epoch; write result.json."""
-    run = _setup("train", cfg, run_dir, log)
-    model = build_model(cfg.model, run.data)
-    outcome = fit(model, run.data, run.evaluator, cfg.train, run_dir=run_dir, log=run.log, stamp=run.stamp)
-    result = _result("train", cfg, model, outcome, run, run_dir)
-    _write(result, run_dir)
-    return result
+    with run_lock.scope(run_dir):  # the run directory is given back when this run ends
+        run = _setup("train", cfg, run_dir, log)
+        model = build_model(cfg.model, run.data)
+        outcome = fit(model, run.data, run.evaluator, cfg.train, run_dir=run_dir, log=run.log, stamp=run.stamp)
+        result = _result("train", cfg, model, outcome, run, run_dir)
+        _write(result, run_dir)
+        return result
 
 
 def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     """Search, derive, retrain, evaluate: the whole DNS-Rec method as one call (or a NAS baseline's search over
     the same supernet, `search.method`: dnsrec.nas.methods)."""
-    run = _setup("run", cfg, run_dir, log)
-    data, evaluator, log = run.data, run.evaluator, run.log
-    method = search_method(cfg.search.method)
-    space = method.space(cfg.space(data))  # validates pruning, gates and heads before any training
-    supernet = Supernet(space)
-    controllers = method.controllers(space, cfg.search)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log(
-        f"search space: widths {space.hidden_widths} x inner {space.inner_widths}, "
-        f"L={space.n_layers}, L_d={space.gate_layers}, method {method.label}"
-    )
-    for note in method.notes():
-        log(f"note: {note}")
-    found = search(
-        supernet, controllers, data, evaluator, cfg.search, cfg.train, run_dir=run_dir, log=log, stamp=run.stamp
-    )
-    arch = dataclasses.replace(found.architecture, method=cfg.search.method)  # a retrain of the file names it
-    if distributed.is_main():
-        (run_dir / "architecture.json").write_text(arch.to_json())
-    log(f"decision (epoch {found.best_epoch}): depth {arch.depth}, widths {arch.hidden}, inner {arch.inner_widths}")
-    if (firmness := commitment(found.trajectory, found.best_epoch)) is not None:
-        log(f"commitment: {firmness.text()}")
+    with run_lock.scope(run_dir):  # the run directory is given back when this run ends
+        run = _setup("run", cfg, run_dir, log)
+        data, evaluator, log = run.data, run.evaluator, run.log
+        method = search_method(cfg.search.method)
+        space = method.space(cfg.space(data))  # validates pruning, gates and heads before any training
+        supernet = Supernet(space)
+        controllers = method.controllers(space, cfg.search)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log(
+            f"search space: widths {space.hidden_widths} x inner {space.inner_widths}, "
+            f"L={space.n_layers}, L_d={space.gate_layers}, method {method.label}"
+        )
+        for note in method.notes():
+            log(f"note: {note}")
+        found = search(
+            supernet, controllers, data, evaluator, cfg.search, cfg.train, run_dir=run_dir, log=log, stamp=run.stamp
+        )
+        arch = dataclasses.replace(found.architecture, method=cfg.search.method)  # a retrain of the file names it
+        if distributed.is_main():
+            (run_dir / "architecture.json").write_text(arch.to_json())
+        log(f"decision (epoch {found.best_epoch}): depth {arch.depth}, widths {arch.hidden}, inner {arch.inner_widths}")
+        if (firmness := commitment(found.trajectory, found.best_epoch)) is not None:
+            log(f"commitment: {firmness.text()}")
 
-    torch.manual_seed(cfg.train.seed)
-    retrained = retrained_architecture(arch, cfg.retrain.gate_layers)
-    compact = build_compact(retrained, space, cfg.retrain.shape)
-    if cfg.retrain.init == "transfer":  # gates at another depth than searched have no weights to take
-        fresh = gate_parameter_names(compact) if retrained.gate_layers != arch.gate_layers else set()
-        transfer_weights(found.best_weights, compact, fresh)
-    # The retraining starts from the search's outcome, which search.epochs (not stamped) can change.
-    searched = run.stamp.with_values(searched={"steps": found.steps, "best_epoch": found.best_epoch})
-    outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log, stamp=searched)
-    result = _result(
-        "run",
-        cfg,
-        compact,
-        outcome,
-        run,
-        run_dir,
-        **_unpruned_figures(space),
-        seconds={"search": found.seconds},
-        architecture=retrained.to_dict(),
-        search={
-            "best_epoch": found.best_epoch,
-            "steps": found.steps,
-            "trajectory": found.trajectory,
-            **({"searched_architecture": arch.to_dict()} if retrained != arch else {}),
-            **controllers.summary(),
-        },
-        notes=method.notes(),
-    )
-    _write(result, run_dir)
-    return result
+        torch.manual_seed(cfg.train.seed)
+        retrained = retrained_architecture(arch, cfg.retrain.gate_layers)
+        compact = build_compact(retrained, space, cfg.retrain.shape)
+        if cfg.retrain.init == "transfer":  # gates at another depth than searched have no weights to take
+            fresh = gate_parameter_names(compact) if retrained.gate_layers != arch.gate_layers else set()
+            transfer_weights(found.best_weights, compact, fresh)
+        # The retraining starts from the search's outcome, which search.epochs (not stamped) can change.
+        searched = run.stamp.with_values(searched={"steps": found.steps, "best_epoch": found.best_epoch})
+        outcome = fit(compact, data, evaluator, cfg.retrain_train(), run_dir=run_dir, log=log, stamp=searched)
+        result = _result(
+            "run",
+            cfg,
+            compact,
+            outcome,
+            run,
+            run_dir,
+            **_unpruned_figures(space),
+            seconds={"search": found.seconds},
+            architecture=retrained.to_dict(),
+            search={
+                "best_epoch": found.best_epoch,
+                "steps": found.steps,
+                "trajectory": found.trajectory,
+                **({"searched_architecture": arch.to_dict()} if retrained != arch else {}),
+                **controllers.summary(),
+            },
+            notes=method.notes(),
+        )
+        _write(result, run_dir)
+        return result
 
 
 def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
@@ -344,16 +346,19 @@ def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = pr
                 f"dataset.d={space.d}, dataset.inner={space.inner}, head size {space.head_dim}"
             )
 
-    run = _setup("retrain", cfg, run_dir, log, check=check, architecture=arch.to_dict())
-    arch = retrained_architecture(arch, cfg.retrain.gate_layers)
-    space = cfg.space(run.data)
-    compact = build_compact(arch, space, cfg.retrain.shape)
-    outcome = fit(compact, run.data, run.evaluator, cfg.retrain_train(), run_dir=run_dir, log=run.log, stamp=run.stamp)
-    result = _result(
-        "retrain", cfg, compact, outcome, run, run_dir, **_unpruned_figures(space), architecture=arch.to_dict()
-    )
-    _write(result, run_dir)
-    return result
+    with run_lock.scope(run_dir):  # the run directory is given back when this run ends
+        run = _setup("retrain", cfg, run_dir, log, check=check, architecture=arch.to_dict())
+        arch = retrained_architecture(arch, cfg.retrain.gate_layers)
+        space = cfg.space(run.data)
+        compact = build_compact(arch, space, cfg.retrain.shape)
+        outcome = fit(
+            compact, run.data, run.evaluator, cfg.retrain_train(), run_dir=run_dir, log=run.log, stamp=run.stamp
+        )
+        result = _result(
+            "retrain", cfg, compact, outcome, run, run_dir, **_unpruned_figures(space), architecture=arch.to_dict()
+        )
+        _write(result, run_dir)
+        return result
 
 
 def _write(result: RunResult, run_dir: Path) -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_runs import TINY_TRAIN
 
 from dnsrec.errors import RunDirInUse
 from dnsrec.pipeline import claim_run_dir
@@ -51,3 +52,36 @@ def test_the_holding_process_claims_again(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0 and "RunDirInUse" in proc.stderr and "is in use by pid" in proc.stderr
     assert run_lock.LOCK_FILE in {p.name for p in run_dir.iterdir()}
+
+
+def test_a_run_gives_its_directory_back_when_it_ends(tmp_path: Path) -> None:
+    """A process that outlives its run (a Ray worker, a test) must not block a retry elsewhere."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="the run failed"), run_lock.scope(run_dir):
+        claim_run_dir(run_dir, ConfigStamp({"lr": 0.001}))
+        raise RuntimeError("the run failed")
+    other = _holder(run_dir)  # another process takes it now
+    other.kill()
+    other.wait()
+
+
+def test_a_run_inside_another_leaves_the_outer_ones_lock(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    with run_lock.scope(run_dir):
+        claim_run_dir(run_dir, ConfigStamp({"lr": 0.001}))
+        with run_lock.scope(run_dir):
+            claim_run_dir(run_dir, ConfigStamp({"lr": 0.001}))
+        proc = subprocess.run([sys.executable, "-c", HOLDER, str(run_dir)], input="", text=True, capture_output=True)
+        assert proc.returncode != 0 and "is in use by pid" in proc.stderr
+
+
+def test_train_run_holds_its_directory_only_while_it_runs(tmp_path: Path) -> None:
+    from dnsrec.compose import compose
+    from dnsrec.config.run import TrainRunConfig
+    from dnsrec.pipeline import train_run
+
+    cfg = TrainRunConfig.from_mapping(compose("train", [*TINY_TRAIN, "train.max_epochs=1"]))
+    train_run(cfg, tmp_path / "run", log=lambda _: None)
+    other = _holder(tmp_path / "run")  # given back: a resume in another process may start
+    other.kill()
+    other.wait()
