@@ -187,7 +187,7 @@ def cell_text(report: Report, rr: RowReport, column: Column) -> str:
     s = rr.summaries[column.name]
     if s.mean is None:
         return missing_text(rr)
-    text = _number(s.mean) + ("" if s.sd is None else f" ± {_number(s.sd)}")
+    text = _number(s.mean) + ("" if s.sd is None else f" ± {sd_text(s.sd, s.mean)}")
     if stats.significant(rr.p.get(column.name)):
         text += "*"
     if s.n < len(report.seeds):
@@ -200,6 +200,12 @@ def missing_text(rr: RowReport) -> str:
     if statuses == {"unavailable"}:
         return "unavailable"
     return "missing"
+
+
+def sd_text(sd: float, mean: float) -> str:
+    """The sd as printed: "0" for the float residue numpy leaves on identical values (54.0672 three times has
+    an sd of about 1e-14), which printed as "0.0000" beside exact zeros' "0"."""
+    return "0" if sd <= 1e-9 * abs(mean) else _number(sd)
 
 
 def _number(x: float) -> str:

@@ -80,3 +80,16 @@ def test_the_report_shows_numpys_mean_sd_and_scipys_p(tmp_path: Path) -> None:
 
     written = write(report, tmp_path)
     assert sorted(p.name for p in written) == ["gowalla-100-table3.csv", "gowalla-100-table3.md"]
+
+
+def test_identical_values_print_a_zero_sd() -> None:
+    """numpy leaves a float residue on identical values (about 1e-14 for 54.0672 x 3): printed "0", as an
+    exact zero is, not "0.0000"; a real sd, however small beside the mean, keeps its digits."""
+    from dnsrec.reproduce.report import sd_text
+
+    same = [54.0672] * 3
+    assert 0 < np.std(same, ddof=1) < 1e-12  # the residue this guards against is real
+    assert sd_text(float(np.std(same, ddof=1)), float(np.mean(same))) == "0"
+    assert sd_text(0.0, 0.0) == "0"
+    assert sd_text(0.0039, 0.7046) == "0.0039"
+    assert sd_text(0.02, 54.07) == "0.0200"
