@@ -101,7 +101,7 @@ def claim_run_dir(run_dir: Path, stamp: ConfigStamp) -> None:
     """Refuse a run directory another live process holds (`run_lock`) or whose `run_config.json` names
     another config, else hold it and write ours (rank 0); each checkpoint's own stamp is checked again when
     it is loaded."""
-    refused: tuple[str, str] | None = None
+    refused: ConfigMismatch | RunDirInUse | None = None
     if distributed.is_main():
         try:
             run_lock.hold(run_dir)  # before the stamp: a second process must not rewrite it under the first
@@ -110,11 +110,10 @@ def claim_run_dir(run_dir: Path, stamp: ConfigStamp) -> None:
                 stamp.check(saved, run_dir / "run_config.json")
             stamp.write(run_dir)
         except (ConfigMismatch, RunDirInUse) as e:
-            refused = (type(e).__name__, str(e))
+            refused = e
     refused = distributed.broadcast_object(refused)  # every rank stops, none waits for rank 0 forever
     if refused is not None:
-        kind, message = refused
-        raise RunDirInUse(message) if kind == RunDirInUse.__name__ else ConfigMismatch(message)
+        raise refused
 
 
 # What a run leaves in its directory: present without a run_config.json, they are of an unknown config.

@@ -5,13 +5,15 @@ neither run alone produced.
 `hold` takes an exclusive `flock` on `<run_dir>/.lock`; `scope`, around a whole run, gives it back when the
 run ends, however it ends, so a process that outlives its run (a Ray worker, a test) does not block a retry
 elsewhere. The kernel drops the lock when the process dies (a crash or `kill -9` included), so a stale lock
-never blocks a resume. The holder writes its pid and host into the file, for the refusal's message.
+never blocks a resume. A file system without locks runs unguarded, with a warning, as dnsrec.data.cache
+does. The holder writes its pid and host into the file, for the refusal's message.
 Re-entrant within a process: a run that claims its directory again keeps the lock it has.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -21,6 +23,8 @@ from typing import IO
 
 from dnsrec.errors import RunDirInUse
 from dnsrec.files import WriteFailed, describe
+
+log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 _held: dict[Path, IO[str]] = {}  # directories this process holds, with their open lock files
@@ -47,6 +51,10 @@ def hold(run_dir: Path) -> None:
             f"{run_dir} is in use by {holder}: one process runs in a run directory at a time; wait for it to "
             "finish (started again afterwards, this run resumes from its checkpoints) or choose another run_dir"
         ) from None
+    except OSError as e:  # a file system without locks (ENOLCK on some NFS mounts): run unguarded, as before
+        lock.close()
+        log.warning("cannot lock %s (%s); running without the one-process-per-directory guard", lock.name, e)
+        return
     try:  # the holder's name, for a refused second process's message
         lock.seek(0)
         lock.truncate()

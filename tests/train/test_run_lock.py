@@ -85,3 +85,21 @@ def test_train_run_holds_its_directory_only_while_it_runs(tmp_path: Path) -> Non
     other = _holder(tmp_path / "run")  # given back: a resume in another process may start
     other.kill()
     other.wait()
+
+
+def test_a_file_system_without_locks_runs_unguarded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Some NFS mounts answer flock with ENOLCK: every run failing there would be worse than no guard."""
+    import errno
+    import fcntl
+
+    def no_locks(fd: object, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    run_dir = tmp_path / "run"
+    claim_run_dir(run_dir, ConfigStamp({"lr": 0.001}))
+    assert (run_dir / STAMP_FILE).exists()
+    assert "running without the one-process-per-directory guard" in caplog.text
+    assert run_dir.resolve() not in run_lock._held
