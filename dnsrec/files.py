@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -43,18 +44,20 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object], mode: int | N
     """`write(f)` into a temporary file beside `path`, then rename it over `path`; `mode`: its permissions.
     On any failure the temporary file is removed; an OSError (or a library's failed write, e.g. torch's
     RuntimeError) becomes WriteFailed naming `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp: Path | None = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if mode is None else mode)
+        # mkstemp's O_EXCL name: unique across processes and hosts sharing a directory (a pid is not)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = Path(name)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        if mode is None:
-            os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         if isinstance(e, OSError | RuntimeError) and not isinstance(e, DNSRecError):
             raise WriteFailed(describe(path, e)) from e
         raise

@@ -1,6 +1,6 @@
 """The processed-dataset cache: `<key>.npz` (arrays) + `<key>.json` (the rest), keyed by the CONTENT of the
 input files, the preset's parameters and `PROCESSING_VERSION`, so a changed file or a changed rule can never
-serve stale data. Files are written atomically (temp + os.replace), the json last; anything unreadable or
+serve stale data. Files are written atomically (`dnsrec.files.atomic_write`), the json last; anything unreadable or
 inconsistent is treated as a miss and rebuilt, never a crash. Builders of one entry take turns under a lock
 (`<key>.lock`), so processes racing on a fresh cache build it once.
 """
@@ -12,17 +12,16 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from dnsrec.data.sequences import ItemFeatures, SequenceData
 from dnsrec.errors import DataError
+from dnsrec.files import atomic_write
 
 PROCESSING_VERSION = 1  # bump whenever parsing or processing changes what a dataset holds
 
@@ -92,8 +91,8 @@ def save(stem: Path, data: SequenceData) -> None:
     }
     try:
         stem.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(stem.with_suffix(".npz"), lambda f: np.savez(f, allow_pickle=False, **arrays))
-        _atomic_write(stem.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
+        atomic_write(stem.with_suffix(".npz"), lambda f: np.savez(f, allow_pickle=False, **arrays))
+        atomic_write(stem.with_suffix(".json"), lambda f: f.write(json.dumps(meta).encode()))
     except OSError as e:
         log.warning("cannot write the dataset cache %s (%s)", stem, e)
 
@@ -116,16 +115,6 @@ def building(stem: Path) -> Iterator[None]:
         except OSError as e:
             log.warning("cannot lock %s (%s); building without it", lock.name, e)
         yield
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _check(data: SequenceData) -> None:
