@@ -10,6 +10,7 @@ import csv
 import io
 from pathlib import Path
 
+from dnsrec.files import atomic_write_text
 from dnsrec.reproduce import stats
 from dnsrec.reproduce.report import (
     Report,
@@ -23,7 +24,9 @@ from dnsrec.reproduce.report import (
 from dnsrec.results import RunView
 
 
-def markdown(report: Report) -> str:
+def markdown(report: Report, out_dir: Path | None = None) -> str:
+    """The report's Markdown; `out_dir`: the folder it is written to (run directories beneath it print as
+    relative links, so a committed report names its records the same in every checkout)."""
     spec, out = report.spec, io.StringIO()
     w = out.write
     w(f"# {spec.paper}: {spec.title} — `{report.dataset}`\n\n")
@@ -87,7 +90,7 @@ def markdown(report: Report) -> str:
         w(same_architecture_md(report))
     w(p_values_md(report))
     w(missing_md(report))
-    w(runs_md(report))
+    w(runs_md(report, out_dir))
     return out.getvalue()
 
 
@@ -137,7 +140,7 @@ def missing_md(report: Report) -> str:
     return "".join(lines) + "\n"
 
 
-def runs_md(report: Report) -> str:
+def runs_md(report: Report, out_dir: Path | None = None) -> str:
     lines = [
         "## Runs\n\n",
         "| row | seed | run id | train.mode | device | search + retrain s | commit | run directory |\n",
@@ -149,9 +152,21 @@ def runs_md(report: Report) -> str:
             assert v is not None
             commit = (v.git_commit or "")[:12]
             cost = f"{run_seconds(v):.0f}"
-            cells = [_md(rr.row.key), r.point.seed, v.id, run_mode(v), _md(v.device or "-"), cost, commit, v.run_dir]
+            where = _run_dir_text(v.run_dir, out_dir)
+            cells = [_md(rr.row.key), r.point.seed, v.id, run_mode(v), _md(v.device or "-"), cost, commit, where]
             lines.append("| " + " | ".join(map(str, cells)) + " |\n")
     return "".join(lines) + "\n"
+
+
+def _run_dir_text(run_dir: str | None, out_dir: Path | None) -> str:
+    """A run directory beneath the report's folder as a link relative to it; any other as recorded."""
+    if not run_dir or out_dir is None:
+        return run_dir or "-"
+    try:
+        relative = Path(run_dir).resolve().relative_to(out_dir.resolve())
+    except ValueError:
+        return run_dir
+    return f"[{relative}]({relative})"
 
 
 def run_seconds(run: RunView) -> float:
@@ -279,7 +294,7 @@ def write(report: Report, out_dir: Path) -> list[Path]:
     stem = f"{report.dataset}-{report.spec.name}"
     written = []
     png = out_dir / f"{stem}.png"
-    md = markdown(report)
+    md = markdown(report, out_dir)
     if report.spec.figure:
         try:
             figure(report, png)
@@ -288,6 +303,6 @@ def write(report: Report, out_dir: Path) -> list[Path]:
         except Exception as e:  # a missing matplotlib costs the figure, never the report
             md += f"\nFigure not drawn: {e}\n"
     for path, text in ((out_dir / f"{stem}.md", md), (out_dir / f"{stem}.csv", csv_text(report))):
-        path.write_text(text)
+        atomic_write_text(path, text)  # a killed reproduce never leaves half a report
         written.append(path)
     return written

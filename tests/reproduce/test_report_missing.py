@@ -51,3 +51,17 @@ def test_column_notes_reach_the_header() -> None:
     columns = {c.name: c for c in load_table("table4").columns}
     assert columns["Memory (GB)"].value == ("inference_memory_mb",)  # the paper's: scoring the test users
     assert "whole run" in columns["Run peak memory (GB)"].note
+
+
+def test_run_directories_under_the_report_folder_print_as_relative_links(tmp_path: Path) -> None:
+    """A committed report names its records the same in every checkout (before: the ingesting checkout's
+    absolute path); a run directory elsewhere prints as recorded."""
+    inside = str(tmp_path / "records" / "gowalla-1k" / "run-ours-s0")
+    results = [complete(OURS, 0, replace(run(1, 0.30, 1.0), run_dir=inside))]
+    results += [complete(BASE, 0, run(3, 0.28, 2.0, stage="train"))]
+    report = build(spec(), "gowalla-1k", [0], results, load_paper(), "cmd", "abc")
+    write(report, tmp_path)
+    md = (tmp_path / "gowalla-1k-table3.md").read_text()
+    assert "| [records/gowalla-1k/run-ours-s0](records/gowalla-1k/run-ours-s0) |" in md
+    assert "| /runs/3 |" in md
+    assert str(tmp_path) not in md
