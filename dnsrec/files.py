@@ -34,10 +34,15 @@ def no_space(directory: Path, error: BaseException | None = None) -> bool:
 
 
 def describe(path: Path, error: BaseException) -> str:
+    return f"cannot write {path}: {why_not_written(path, error)}"
+
+
+def why_not_written(path: Path, error: BaseException) -> str:
+    """The reason of a failed write of `path`, in a few words: the full disk where that is why."""
     if no_space(path.parent, error):
-        return f"cannot write {path}: no space left on device"
+        return "no space left on device"
     reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).strip()
-    return f"cannot write {path}: {reason.splitlines()[0] if reason else type(error).__name__}"
+    return reason.splitlines()[0] if reason else type(error).__name__
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object], mode: int | None = None) -> None:

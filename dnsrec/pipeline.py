@@ -35,6 +35,7 @@ from dnsrec.data.features import model_features
 from dnsrec.data.sequences import SequenceData
 from dnsrec.errors import ConfigError, ConfigMismatch, RunDirInUse
 from dnsrec.evaluate import RANKS_FILE, Evaluator, protocol_metrics, write_ranks
+from dnsrec.files import atomic_write_text
 from dnsrec.measure import environment, inference_memory_mb, inference_seconds, peak_memory_mb
 from dnsrec.models import FDSA, FDSAConfig, SASRec, SASRecConfig, SASRecF, padded_table
 from dnsrec.nas.architecture import Architecture
@@ -297,7 +298,7 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
         )
         arch = dataclasses.replace(found.architecture, method=cfg.search.method)  # a retrain of the file names it
         if distributed.is_main():
-            (run_dir / "architecture.json").write_text(arch.to_json())
+            atomic_write_text(run_dir / "architecture.json", arch.to_json())
         log(f"decision (epoch {found.best_epoch}): depth {arch.depth}, widths {arch.hidden}, inner {arch.inner_widths}")
         if (firmness := commitment(found.trajectory, found.best_epoch)) is not None:
             log(f"commitment: {firmness.text()}")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import gzip
 import itertools
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from dnsrec.errors import ConfigError, DataError
+from dnsrec.files import atomic_write
 
 SYNTH_NOTE = (
     "synthetic data: a benchmark input for speed and memory at a chosen scale, never a substitute for real "
@@ -257,16 +257,11 @@ def write_checkins(checkins: SynthCheckins, path: str | Path) -> Path:
     rename); the same check-ins give the same bytes."""
     path = Path(path)
     data = checkin_lines(checkins).encode("ascii")
+    if path.suffix == ".gz":
+        data = gzip.compress(data, compresslevel=1, mtime=0)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            if path.suffix == ".gz":
-                with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0, compresslevel=1) as gz:
-                    gz.write(data)
-            else:
-                f.write(data)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: f.write(data))
     except OSError as e:
         raise DataError(f"{path}: cannot write the synthetic check-ins ({e})") from e
     return path

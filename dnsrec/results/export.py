@@ -4,10 +4,12 @@ JSON (everything, including config and architecture, for scripts)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
+from dnsrec.files import WriteFailed, atomic_write_text, why_not_written
 from dnsrec.results.errors import QueryError
 from dnsrec.results.views import ARCH_FIELDS, RUN_FIELDS, RunView
 
@@ -33,17 +35,16 @@ def write_export(path: Path, fmt: str, runs: list[RunView]) -> None:
         raise QueryError(f"cannot export to {path}: it is a directory; give a file name, e.g. {path / 'runs.csv'}")
     if not path.parent.is_dir():
         raise QueryError(f"cannot export to {path}: no directory {path.parent}")
-    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "json":
+        text = json.dumps([run.to_dict() for run in runs], indent=2, sort_keys=True) + "\n"
+    else:
+        metrics = sorted({name for run in runs for name in run.metrics})
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=[*RUN_FIELDS, *ARCH_ONLY, *metrics])
+        writer.writeheader()
+        writer.writerows(flat_row(run, metrics) for run in runs)
+        text = buffer.getvalue()
     try:
-        if fmt == "json":
-            tmp.write_text(json.dumps([run.to_dict() for run in runs], indent=2, sort_keys=True) + "\n")
-        else:
-            metrics = sorted({name for run in runs for name in run.metrics})
-            with tmp.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=[*RUN_FIELDS, *ARCH_ONLY, *metrics])
-                writer.writeheader()
-                writer.writerows(flat_row(run, metrics) for run in runs)
-        tmp.replace(path)
-    except OSError as e:  # unwritable place, full disk: nothing half-written is left behind
-        tmp.unlink(missing_ok=True)
-        raise QueryError(f"cannot export to {path}: {e.strerror or e}") from e
+        atomic_write_text(path, text)  # unwritable place, full disk: nothing half-written is left behind
+    except WriteFailed as e:
+        raise QueryError(f"cannot export to {path}: {why_not_written(path, e.__cause__ or e)}") from e
