@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -73,6 +74,19 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
 
 
 def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+    """The process's umask. Read from /proc where Linux shows it: os.umask can only read it by setting it, and
+    another thread creating a file between the two calls would do so under umask 0. Elsewhere the two calls
+    are at least serialised among our own writers."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        current = os.umask(0)
+        os.umask(current)
+        return current
+
+
+_UMASK_LOCK = threading.Lock()

@@ -14,6 +14,7 @@ from typing import IO
 
 import pytest
 
+from dnsrec import files
 from dnsrec.files import WriteFailed, atomic_write, atomic_write_text
 
 
@@ -30,6 +31,33 @@ def test_writes_whole_file_with_umask_mode_or_the_given_one(tmp_path: Path) -> N
     assert target.read_text() == "again"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_reading_the_umask_never_changes_it_while_a_thread_creates_files(tmp_path: Path) -> None:
+    """Reading the umask by setting it (os.umask twice) leaves a window of umask 0 in which another thread's
+    new file comes out world-writable; read from /proc there is none. One thread reads it in a loop while
+    another creates files under umask 0o077: every file must be 0o600."""
+    old = os.umask(0o077)
+    try:
+        assert files._umask() == 0o077
+        stop = threading.Event()
+
+        def read_in_a_loop() -> None:
+            while not stop.is_set():
+                files._umask()
+
+        reader = threading.Thread(target=read_in_a_loop)
+        reader.start()
+        try:
+            made = [tmp_path / f"f{i}" for i in range(2000)]
+            for path in made:
+                path.touch()
+        finally:
+            stop.set()
+            reader.join()
+    finally:
+        os.umask(old)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in made} == {0o600}
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
