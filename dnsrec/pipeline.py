@@ -21,7 +21,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,7 @@ def _load(name: str, cfg_max_len: int | None, data_dir: str | None, log: Log) ->
 
 @dataclass(frozen=True)
 class _Setup:
-    """What each run starts from, built the same way for all three (`_setup`)."""
+    """What each run starts from, built the same way for all three (`_running`)."""
 
     started: dt.datetime
     log: Log  # prints on rank 0 only
@@ -238,7 +239,8 @@ class _Setup:
     stamp: ConfigStamp  # the run's config stamp plus the precision its device computes in
 
 
-def _setup(
+@contextmanager
+def _running(
     stage: str,
     cfg: TrainRunConfig | RunConfig,
     run_dir: Path,
@@ -246,29 +248,30 @@ def _setup(
     *,
     check: Callable[[SequenceData], None] | None = None,
     **stamped: Any,
-) -> _Setup:
-    """Join the ranks, load the data, check it (`check`), place the run on its device, claim the run
-    directory for the config's stamp (plus `stamped`), build the evaluator, and seed torch for the model's
-    initialisation. The directory is claimed after the data, the check and the device: a run refused for
-    any of them leaves no directory behind."""
-    started = dt.datetime.now(dt.UTC)
-    distributed.init_from_env(cfg.train.device)
-    log = distributed.main_only(log)
-    data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
-    if check is not None:
-        check(data)
-    placement = Placement.resolve(cfg.train.device, cfg.train.precision)
-    stamp = run_stamp(stage, cfg, **stamped)
-    claim_run_dir(run_dir, stamp)
-    evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)  # numpy RNG only
-    torch.manual_seed(cfg.train.seed)
-    return _Setup(started, log, data, placement, evaluator, checkpoint_stamp(stamp, placement))
+) -> Iterator[_Setup]:
+    """One run of `stage`, set up: join the ranks, load the data, check it (`check`), place the run on its
+    device, claim the run directory for the config's stamp (plus `stamped`), build the evaluator, and seed
+    torch for the model's initialisation. The directory is claimed after the data, the check and the device:
+    a run refused for any of them leaves no directory behind; and it is given back when the run ends,
+    returned or raised (`run_lock.scope`)."""
+    with run_lock.scope(run_dir):
+        started = dt.datetime.now(dt.UTC)
+        distributed.init_from_env(cfg.train.device)
+        log = distributed.main_only(log)
+        data = _load(cfg.dataset.name, cfg.dataset.max_len, cfg.data_dir, log)
+        if check is not None:
+            check(data)
+        placement = Placement.resolve(cfg.train.device, cfg.train.precision)
+        stamp = run_stamp(stage, cfg, **stamped)
+        claim_run_dir(run_dir, stamp)
+        evaluator = Evaluator(data, batch_size=cfg.train.eval_batch, device=placement.device)  # numpy RNG only
+        torch.manual_seed(cfg.train.seed)
+        yield _Setup(started, log, data, placement, evaluator, checkpoint_stamp(stamp, placement))
 
 
 def train_run(cfg: TrainRunConfig, run_dir: Path, log: Log = print) -> RunResult:
     """Train one fixed model to early stop; evaluate valid and test at the best epoch; write result.json."""
-    with run_lock.scope(run_dir):  # the run directory is given back when this run ends
-        run = _setup("train", cfg, run_dir, log)
+    with _running("train", cfg, run_dir, log) as run:
         model = build_model(cfg.model, run.data)
         outcome = fit(model, run.data, run.evaluator, cfg.train, run_dir=run_dir, log=run.log, stamp=run.stamp)
         result = _result("train", cfg, model, outcome, run, run_dir)
@@ -279,14 +282,16 @@ def train_run(cfg: TrainRunConfig, run_dir: Path, log: Log = print) -> RunResult
 def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
     """Search, derive, retrain, evaluate: the whole DNS-Rec method as one call (or a NAS baseline's search over
     the same supernet, `search.method`: dnsrec.nas.methods)."""
-    with run_lock.scope(run_dir):  # the run directory is given back when this run ends
-        run = _setup("run", cfg, run_dir, log)
+    method = search_method(cfg.search.method)
+
+    def check(data: SequenceData) -> None:  # pruning, gates, heads, the controllers' own checks: before any directory
+        method.controllers(method.space(cfg.space(data)), cfg.search)
+
+    with _running("run", cfg, run_dir, log, check=check) as run:
         data, evaluator, log = run.data, run.evaluator, run.log
-        method = search_method(cfg.search.method)
-        space = method.space(cfg.space(data))  # validates pruning, gates and heads before any training
+        space = method.space(cfg.space(data))
         supernet = Supernet(space)
         controllers = method.controllers(space, cfg.search)
-        run_dir.mkdir(parents=True, exist_ok=True)
         log(
             f"search space: widths {space.hidden_widths} x inner {space.inner_widths}, "
             f"L={space.n_layers}, L_d={space.gate_layers}, method {method.label}"
@@ -346,8 +351,7 @@ def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = pr
                 f"dataset.d={space.d}, dataset.inner={space.inner}, head size {space.head_dim}"
             )
 
-    with run_lock.scope(run_dir):  # the run directory is given back when this run ends
-        run = _setup("retrain", cfg, run_dir, log, check=check, architecture=arch.to_dict())
+    with _running("retrain", cfg, run_dir, log, check=check, architecture=arch.to_dict()) as run:
         arch = retrained_architecture(arch, cfg.retrain.gate_layers)
         space = cfg.space(run.data)
         compact = build_compact(arch, space, cfg.retrain.shape)
