@@ -298,6 +298,8 @@ def dnsrec_run(cfg: RunConfig, run_dir: Path, log: Log = print) -> RunResult:
         )
         for note in method.notes():
             log(f"note: {note}")
+        if controllers.flops_limit is not None:
+            log(f"decision: the most probable architecture with at most {controllers.flops_limit[1] / 1e6:.2f}M FLOPs")
         found = search(
             supernet, controllers, data, evaluator, cfg.search, cfg.train, run_dir=run_dir, log=log, stamp=run.stamp
         )

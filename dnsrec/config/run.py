@@ -145,7 +145,24 @@ class RunConfig:
             data_dir=cfg.get("data_dir"),
         )
         run.space_for(n_items=1, max_len=1)  # validate pruning, heads and gates before any data is read
+        run._check_flops_bound()
         return run
+
+    def _check_flops_bound(self) -> None:
+        """`search.max_flops` bounds the FLOPs of the model retraining builds, computed from the searched
+        layers' costs: exact for the `narrow` shape with the searched gates, an underestimate otherwise."""
+        if self.search.max_flops is None:
+            return
+        for key, value, ok in (
+            ("retrain.shape", self.retrain.shape, self.retrain.shape == "narrow"),
+            ("retrain.gate_layers", self.retrain.gate_layers, self.retrain.gate_layers is None),
+        ):
+            if not ok:
+                raise ConfigError(
+                    f"config key {key!r}: got {value!r} with search.max_flops={self.search.max_flops:g}; the bound "
+                    f"holds for the model retraining builds only with its defaults (retrain.shape=narrow, "
+                    f"retrain.gate_layers=null); leave {key} at its default or search.max_flops at null"
+                )
 
     def space(self, data: SequenceData) -> SearchSpace:
         return self.space_for(data.n_items, data.max_len)

@@ -144,7 +144,7 @@ def arch_step(
     batch's number of targets, and `resource=True` on one rank only; the controllers' gradients are summed
     over ranks before the step, so every rank takes the same step. Returns the local loss and the L_t used.
     """
-    l_t = controllers.decision()[1]
+    l_t = controllers.argmax_depth()
     p, q = controllers(step, generator=generator)
     ce = arch_ce(supernet, p, q, batch, placement, denominator)
     rc = controllers.resource_term(p, q, flops, l_t) if resource else None

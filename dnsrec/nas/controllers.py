@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dnsrec.config import RELAXATIONS
+from dnsrec.nas.decision import cheapest, log_probabilities, most_probable_within
 from dnsrec.nas.flops import expected_flops
 
 
@@ -103,6 +104,14 @@ class Controllers(nn.Module):
         self.n_layers, self.relaxation, self.schedule = n_layers, relaxation, schedule
         self.alpha = nn.Parameter(torch.zeros(n_layers if per_layer else 1, m))
         self.beta = nn.Parameter(torch.zeros(n_layers))
+        self.flops_limit: tuple[list[float], float] | None = None  # (one layer's cost per candidate, bound)
+
+    def limit_flops(self, layer_costs: list[float], bound: float) -> None:
+        """Bound the decision: from now on it is the most probable architecture whose layers cost at most
+        `bound` (`dnsrec.nas.decision`), not the plain argmax. A second bound keeps the tighter of the two."""
+        if self.flops_limit is not None:
+            bound = min(bound, self.flops_limit[1])
+        self.flops_limit = (list(layer_costs), bound)
 
     def forward(self, step: int, noise: bool = True, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """(p (L, m), q (L,)) at weight-update step `step`; `noise=False` gives what the search evaluates: the
@@ -147,10 +156,30 @@ class Controllers(nn.Module):
         """Called before search epoch `epoch` (1-based) takes its first step; DNS-Rec does nothing here."""
 
     def summary(self) -> dict[str, Any]:
-        """Keys a method adds to its result's `search` record (DNS-Rec: none)."""
-        return {}
+        """Keys a method adds to its result's `search` record: the decision's FLOPs bound where it has one."""
+        return {} if self.flops_limit is None else {"flops_bound": self.flops_limit[1]}
 
     def decision(self) -> tuple[list[int], int]:
-        """Hard selection (paper Eq. 15): the argmax candidate per layer and the depth argmax(beta) + 1."""
+        """Hard selection (paper Eq. 15): the argmax candidate per layer and the depth argmax(beta) + 1; under
+        a FLOPs bound (`limit_flops`) the most probable architecture within it."""
+        if self.flops_limit is not None:
+            return self.bounded_decision(self.alpha, self.beta)
         candidates = self.alpha.detach().argmax(dim=-1).expand(self.n_layers).tolist()
-        return candidates, int(self.beta.detach().argmax()) + 1
+        return candidates, self.argmax_depth()
+
+    def argmax_depth(self) -> int:
+        """argmax(beta) + 1: L_t, the temporary hard selection of the resource term (never bounded)."""
+        return int(self.beta.detach().argmax()) + 1
+
+    def bounded_decision(self, alpha: Tensor, beta: Tensor) -> tuple[list[int], int]:
+        """The most probable (widths, depth) under softmax(alpha), softmax(beta) whose layers fit the bound;
+        where none of nonzero probability does (RecNAS, whose pruning can leave only costly candidates), the
+        most probable of the cheapest."""
+        assert self.flops_limit is not None
+        costs, bound = self.flops_limit
+        log_p, log_q = log_probabilities(alpha, beta)
+        choice = most_probable_within(log_p, log_q, costs, bound)
+        if choice is None:
+            choice = most_probable_within(log_p, log_q, costs, cheapest(log_p, log_q, costs))
+        assert choice is not None, "some path has nonzero probability"
+        return choice

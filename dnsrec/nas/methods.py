@@ -33,7 +33,6 @@ title, labelled so in its result (`RunResult.notes`), the README and the reprodu
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -167,6 +166,7 @@ class RecNASControllers(Controllers):
         self.register_buffer("alive_alpha", torch.ones(self.alpha.shape, dtype=torch.bool))
         self.register_buffer("alive_beta", torch.ones(self.beta.shape, dtype=torch.bool))
         self.register_buffer("flops", flops.detach().double().clone(), persistent=False)  # (m,) one layer each
+        self.limit_flops(self.flops.tolist(), self.bound)
 
     @property
     def bound(self) -> float:
@@ -177,7 +177,7 @@ class RecNASControllers(Controllers):
         tau = self.schedule(step)
         gumbel = noise and self.relaxation == "gumbel"
         alpha = self.alpha.masked_fill(~self.alive_alpha, -math.inf)
-        beta = self.beta.masked_fill(~self.alive_beta, -math.inf)
+        beta = self._alive_beta()
         return relax(alpha, tau, gumbel, generator).expand(self.n_layers, -1), relax(beta, tau, gumbel, generator)
 
     def resource_term(self, p: Tensor, q: Tensor, flops: Tensor, l_t: int) -> Tensor | None:
@@ -191,39 +191,19 @@ class RecNASControllers(Controllers):
                 alive[weakest] = False
 
     def decision(self) -> tuple[list[int], int]:
-        alpha = self.alpha.detach().double().masked_fill(~self.alive_alpha, -math.inf).expand(self.n_layers, -1)
-        beta = self.beta.detach().double().masked_fill(~self.alive_beta, -math.inf)
-        costs, rows, exits = self.flops.tolist(), alpha.tolist(), beta.tolist()
-        shared = self.alpha.shape[0] == 1
-        best: tuple[float, list[int], int] | None = None  # (score, candidates, depth) within the bound
-        cheapest: tuple[float, float, list[int], int] | None = None  # (cost, -score, ...) over all alive
-        for depth in range(1, self.n_layers + 1):
-            if exits[depth - 1] == -math.inf:
-                continue
-            choices: Any = (
-                ([i] * depth for i in range(len(costs)))
-                if shared
-                else itertools.product(range(len(costs)), repeat=depth)
-            )
-            for kept in choices:
-                score = sum(rows[layer][i] for layer, i in enumerate(kept)) + exits[depth - 1]
-                if score == -math.inf:
-                    continue
-                cost = sum(costs[i] for i in kept)
-                rest = [kept[0] if shared else int(alpha[layer].argmax()) for layer in range(depth, self.n_layers)]
-                candidates = [*kept, *rest]
-                if cost <= self.bound and (best is None or score > best[0]):
-                    best = (score, candidates, depth)
-                if cheapest is None or (cost, -score) < cheapest[:2]:
-                    cheapest = (cost, -score, candidates, depth)
-        assert cheapest is not None, "at least one candidate and one depth are always alive"
-        return (best[1], best[2]) if best is not None else (cheapest[2], cheapest[3])
+        return self.bounded_decision(self.alpha.masked_fill(~self.alive_alpha, -math.inf), self._alive_beta())
+
+    def argmax_depth(self) -> int:
+        return int(self._alive_beta().detach().argmax()) + 1
+
+    def _alive_beta(self) -> Tensor:
+        return self.beta.masked_fill(~self.alive_beta, -math.inf)
 
     def summary(self) -> dict[str, Any]:
         return {
+            **super().summary(),  # flops_bound: the tighter of C and search.max_flops's
             "alive_candidates": self.alive_alpha.tolist(),
             "alive_depths": self.alive_beta.tolist(),
-            "flops_bound": self.bound,
         }
 
 
@@ -241,6 +221,21 @@ class SearchMethod:
         return space if self.gates else dataclasses.replace(space, gate_layers=0)
 
     def controllers(self, space: SearchSpace, cfg: SearchConfig) -> Controllers:
+        c = self._controllers(space, cfg)
+        if cfg.max_flops is not None:
+            costs = candidate_flops(space).tolist()
+            bound = cfg.max_flops * space.n_layers * max(costs)  # the un-pruned supernet's layers: L F_max
+            if min(costs) > bound:
+                raise ConfigError(
+                    f"config key 'search.max_flops': {cfg.max_flops:g} of the un-pruned supernet's "
+                    f"{space.n_layers * max(costs) / 1e6:.2f}M FLOPs is {bound / 1e6:.2f}M, less than the smallest "
+                    f"architecture's {min(costs) / 1e6:.2f}M (one layer of the narrowest width); expected at "
+                    f"least {min(costs) / (space.n_layers * max(costs)):.4f}"
+                )
+            c.limit_flops(costs, bound)
+        return c
+
+    def _controllers(self, space: SearchSpace, cfg: SearchConfig) -> Controllers:
         args = (space.n_layers, space.m, cfg.per_layer_alpha)
         if self.name == "darts":
             return DARTSControllers(*args)

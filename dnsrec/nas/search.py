@@ -261,7 +261,7 @@ class _Search(EpochTask[SearchState]):
 
     def begin_epoch(self, epoch: int) -> None:
         self.controllers.begin_epoch(epoch)  # the search method's epoch hook (RecNAS prunes: dnsrec.nas.methods)
-        self.l_t = self.controllers.decision()[1]
+        self.l_t = self.controllers.argmax_depth()
 
     def step(self, idx: np.ndarray) -> float:
         state, samples = self.state, self.samples
