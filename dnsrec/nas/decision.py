@@ -33,12 +33,12 @@ def paths(log_p: Sequence[Sequence[float]], n_layers: int) -> Iterator[tuple[tup
                 yield kept, sum(log_p[layer][i] for layer, i in enumerate(kept))
 
 
-def log_probabilities(alpha: Tensor, beta: Tensor, tau: float = 1.0) -> tuple[list[list[float]], list[float]]:
-    """log softmax(logits / tau) of alpha's rows and of beta, in float64; a logit of -inf (a candidate RecNAS
-    pruned) gets probability 0. Computed from the logits, so a probability too small for float32 stays
-    comparable instead of underflowing to log 0."""
-    a = F.log_softmax(alpha.detach().double() / tau, dim=-1)
-    b = F.log_softmax(beta.detach().double() / tau, dim=-1)
+def log_probabilities(alpha: Tensor, beta: Tensor) -> tuple[list[list[float]], list[float]]:
+    """log softmax of alpha's rows and of beta, in float64; a logit of -inf (a candidate RecNAS pruned) gets
+    probability 0. At tau = 1: with shared alpha the order of p_i q_d is the same at every temperature, and
+    from the logits a probability too small for float32 stays comparable instead of underflowing to log 0."""
+    a = F.log_softmax(alpha.detach().double(), dim=-1)
+    b = F.log_softmax(beta.detach().double(), dim=-1)
     return a.tolist(), b.tolist()
 
 
