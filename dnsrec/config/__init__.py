@@ -254,12 +254,6 @@ class SearchConfig:
         bound = self.max_flops
         check("search.max_flops", bound is None or bound <= 1, "null or a fraction in (0, 1]", bound)
         check(
-            "search.max_flops",
-            self.max_flops is None or not self.per_layer_alpha,
-            "null with search.per_layer_alpha=true (it bounds the shared-width model, whose FLOPs it computes exactly)",
-            self.max_flops,
-        )
-        check(
             "search.relax",
             self.relax == "softmax" or self.method == "dnsrec" or (self.method == "recnas" and self.relax == "gumbel"),
             f"softmax with search.method={self.method} (it relaxes by its own rule)"

@@ -150,17 +150,19 @@ class RunConfig:
 
     def _check_flops_bound(self) -> None:
         """`search.max_flops` bounds the FLOPs of the model retraining builds, computed from the searched
-        layers' costs: exact for the `narrow` shape with the searched gates, an underestimate otherwise."""
+        layers' costs: exact for the `narrow` shape of a shared width with the searched gates, an underestimate
+        otherwise (a per-layer model's residual is its widest layer's, `wide` keeps d, other gates cost more)."""
         if self.search.max_flops is None:
             return
         for key, value, ok in (
+            ("search.per_layer_alpha", self.search.per_layer_alpha, not self.search.per_layer_alpha),
             ("retrain.shape", self.retrain.shape, self.retrain.shape == "narrow"),
             ("retrain.gate_layers", self.retrain.gate_layers, self.retrain.gate_layers is None),
         ):
             if not ok:
                 raise ConfigError(
                     f"config key {key!r}: got {value!r} with search.max_flops={self.search.max_flops:g}; the bound "
-                    f"holds for the model retraining builds only with its defaults (retrain.shape=narrow, "
+                    f"is exact only with its defaults (search.per_layer_alpha=false, retrain.shape=narrow, "
                     f"retrain.gate_layers=null); leave {key} at its default or search.max_flops at null"
                 )
 

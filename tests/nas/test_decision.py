@@ -140,7 +140,7 @@ def test_a_bound_below_the_smallest_model_and_combinations_it_cannot_bound_are_r
     with pytest.raises(ConfigError, match=re.escape("'search.max_flops': 0.001 of the un-pruned")):
         search_method("dnsrec").controllers(space, cfg.search)
     for override, key in (
-        ("search.per_layer_alpha=true", "search.max_flops"),
+        ("search.per_layer_alpha=true", "search.per_layer_alpha"),
         ("retrain.shape=wide", "retrain.shape"),
         ("retrain.gate_layers=0", "retrain.gate_layers"),
         ("search.max_flops=1.5", "search.max_flops"),
