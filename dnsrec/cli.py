@@ -3,6 +3,7 @@
     dnsrec train dataset=ml-100k model=sasrec attention=linear [key=value ...]
     dnsrec run dataset=ml-100k search.lam=0.1 gates.layers=2 lr=0.001 [key=value ...]
     dnsrec retrain ARCH.json dataset=ml-100k [key=value ...]
+    dnsrec decide RUN_DIR --max-flops 0.25 --out ARCH.json   (a finished search's choice under a FLOPs bound)
     dnsrec sweep dataset=gowalla-100 sweep.trials=6 sweep.parallel=2 launcher=local|slurm|ray [key=value ...]
     dnsrec reproduce TABLE dataset=ml-100k seeds=[0,1,2] [launcher=local|slurm|ray] [parallel=2] [key=value ...]
         (TABLE: table3..table7, figure4, lr; the report goes to docs/results/<dataset>-<TABLE>.md/.csv)
@@ -232,6 +233,45 @@ def cmd_retrain(arch_path: str, overrides: list[str], db: DbOptions) -> int:
     return 0
 
 
+def cmd_decide(run_dir: str, max_flops: float | None, out: str | None) -> int:
+    from dnsrec.decide import decide, retrain_overrides
+    from dnsrec.files import atomic_write_text
+
+    d = decide(Path(run_dir), max_flops)
+
+    def described(arch: Any) -> str:
+        flops = d.flops(arch)
+        return (
+            f"depth {arch.depth}, widths {list(arch.hidden)}, inner {list(arch.inner_widths)}: "
+            f"{flops / 1e6:.2f}M FLOPs ({flops / d.supernet_flops:.3f} of the un-pruned supernet's layers)"
+        )
+
+    cfg = d.config
+    print(
+        f"search of {d.run_dir} ({cfg.search.method} on {cfg.dataset.name}, seed {cfg.train.seed}, "
+        f"lambda {cfg.search.lam:g}): decision epoch {d.epoch}; "
+        f"un-pruned supernet's layers {d.supernet_flops / 1e6:.2f}M"
+    )
+    print(f"the run chose       {described(d.recorded)}")
+    bound = "no bound (the argmax)" if d.bound is None else f"max_flops {max_flops:g} ({d.bound / 1e6:.2f}M)"
+    print(f"under {bound}: {described(d.decided)}")
+    print("every architecture by probability (softmax of the decision epoch's logits; p(width) q(depth)):")
+    print(f"  {'depth':>5} {'widths':<22} {'FLOPs':>9} {'fraction':>8} {'probability':>11}")
+    for option in d.options:
+        hidden = [d.widths[i] for i in option.candidates]
+        marks = [m for m, a in (("decided", d.decided), ("the run's", d.recorded)) if option.candidates == a.candidates]
+        mark = f"  <- {', '.join(marks)}" if marks else ""
+        print(
+            f"  {len(option.candidates):>5} {hidden!s:<22} {option.flops / 1e6:>8.2f}M "
+            f"{option.flops / d.supernet_flops:>8.3f} {option.probability:>11.4g}{mark}"
+        )
+    if out is not None:
+        atomic_write_text(Path(out), d.decided.to_json() + "\n")
+        print(f"wrote {out}; what the run would have retrained under this bound:")
+        print(f"  dnsrec retrain {out} {' '.join(retrain_overrides(cfg))}")
+    return 0
+
+
 def _stamp() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
@@ -410,6 +450,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     retrain.add_argument("architecture", help="path of an architecture.json (or a run's result.json)")
     retrain.add_argument("overrides", nargs="*", help="Hydra overrides of sweeps/run.yaml")
+    decide = sub.add_parser(
+        "decide",
+        help="a finished search's architecture under a FLOPs bound (search.max_flops), without searching again",
+    )
+    decide.add_argument("run_dir", metavar="RUN_DIR", help="a finished `dnsrec run` directory")
+    decide.add_argument(
+        "--max-flops",
+        type=float,
+        metavar="B",
+        help="as search.max_flops: a fraction of the un-pruned supernet's layers",
+    )
+    decide.add_argument("--out", metavar="ARCH.json", help="write the decided architecture here (for dnsrec retrain)")
     sweep = sub.add_parser("sweep", help="an Optuna sweep of whole DNS-Rec runs (continues the study of the same name)")
     sweep.add_argument("--db", metavar="URL", help="results database and Optuna storage (default $DNSREC_DB_URL)")
     sweep.add_argument("overrides", nargs="*", help="Hydra overrides of sweeps/sweep.yaml, e.g. sweep.trials=6")
@@ -452,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_data(args)
         if args.command in ("export", "recommend"):
             return cmd_export(args)
+        if args.command == "decide":
+            return cmd_decide(args.run_dir, args.max_flops, args.out)
         if args.command == "measure-memory":
             return cmd_measure_memory(args.run_dirs, args.data_dir, DbOptions(args.db, args.no_db))
         if args.command in ("train", "run") and args.multirun:

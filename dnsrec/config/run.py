@@ -145,10 +145,32 @@ class RunConfig:
             data_dir=cfg.get("data_dir"),
         )
         run.space_for(n_items=1, max_len=1)  # validate pruning, heads and gates before any data is read
-        run._check_flops_bound()
+        run.check_flops_bound()
         return run
 
-    def _check_flops_bound(self) -> None:
+    @staticmethod
+    def from_recorded(config: Mapping[str, Any], source: str) -> RunConfig:
+        """The config a run recorded in its result.json (`dataclasses.asdict` of this class), rebuilt; keys a
+        result written before they existed take today's defaults. `source` names the file in errors."""
+        try:
+            groups = {name: dict(config.get(name) or {}) for name in ("dataset", "search", "gates", "retrain", "train")}
+            groups["dataset"]["pruning"] = tuple(groups["dataset"].get("pruning", ()))
+            run = RunConfig(
+                dataset=build(DatasetConfig, groups["dataset"], "dataset."),
+                search=build(SearchConfig, groups["search"], "search."),
+                gates=build(GatesConfig, groups["gates"], "gates."),
+                retrain=build(RetrainConfig, groups["retrain"], "retrain."),
+                train=build(TrainConfig, groups["train"], "train."),
+                attention=config.get("attention", DEFAULT_ATTENTION),
+                dropout=float(config.get("dropout", DEFAULT_DROPOUT)),
+                data_dir=config.get("data_dir"),
+            )
+            run.space_for(n_items=1, max_len=1)
+        except (ConfigError, TypeError, ValueError, AttributeError) as e:
+            raise ConfigError(f"{source}: key 'config' is not a run's recorded config: {e}") from e
+        return run
+
+    def check_flops_bound(self) -> None:
         """`search.max_flops` bounds the FLOPs of the model retraining builds, computed from the searched
         layers' costs: exact for the `narrow` shape of a shared width with the searched gates, an underestimate
         otherwise (a per-layer model's residual is its widest layer's, `wide` keeps d, other gates cost more)."""
