@@ -200,7 +200,7 @@ _NOT_RETRAINING = {"lr", "seed", "batch", "max_epochs", "patience"}
 def retrain_overrides(cfg: RunConfig) -> list[str]:
     """The `dnsrec retrain` overrides that retrain as the run did: its dataset, seed and lr, and every other key
     retraining reads whose recorded value is not today's default."""
-    out = [f"dataset={cfg.dataset.name}", f"seed={cfg.train.seed}", f"lr={cfg.train.lr:g}"]
+    out = [f"dataset={cfg.dataset.name}", f"seed={cfg.train.seed}", f"lr={cfg.train.lr!r}"]
     preset = get_preset(cfg.dataset.name).run_keys()
     for key, value in dataclasses.asdict(cfg.dataset).items():  # the supernet's sizes the architecture must fit
         if key != "name" and value is not None and _plain(value) != preset[key]:
@@ -233,4 +233,4 @@ def _override(value: Any) -> str:
         return "[" + ",".join(_override(v) for v in value) + "]"
     if isinstance(value, bool):
         return str(value).lower()
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return repr(value) if isinstance(value, float) else str(value)  # repr: the float itself, every digit
