@@ -23,15 +23,15 @@ from typing import Any
 import torch
 
 from dnsrec.config import DEFAULT_ATTENTION, DEFAULT_DROPOUT, RetrainConfig, SearchConfig, TrainConfig, build
-from dnsrec.config.run import RunConfig
+from dnsrec.config.run import TRAIN_KEYS_SET_ELSEWHERE_IN_RUN, RunConfig
 from dnsrec.data.presets import get_preset
 from dnsrec.errors import ConfigError, DNSRecError
 from dnsrec.nas.architecture import Architecture
 from dnsrec.nas.controllers import Controllers
-from dnsrec.nas.decision import log_probabilities, paths
+from dnsrec.nas.decision import log_probabilities, scored_paths
 from dnsrec.nas.derive import derive_architecture
 from dnsrec.nas.methods import search_method
-from dnsrec.nas.search import candidate_flops
+from dnsrec.nas.search import candidate_flops, unpruned_layers_flops
 from dnsrec.nas.space import SearchSpace
 from dnsrec.run_result import RESULT_FILE, RunResult
 
@@ -60,15 +60,11 @@ class Decision:
     costs: list[float]  # one layer's FLOPs per candidate
     widths: tuple[int, ...]  # one layer's attention width per candidate
     options: list[Option]  # every architecture of nonzero probability, most probable first
+    supernet_flops: float  # the un-pruned supernet's layers, L F_max: what `search.max_flops` is a fraction of
 
     def flops(self, arch: Architecture) -> float:
         """FLOPs of `arch`'s layers: the retrained `narrow` model's (`search.max_flops` bounds this)."""
         return sum(self.costs[i] for i in arch.candidates)
-
-    @property
-    def supernet_flops(self) -> float:
-        """The un-pruned supernet's layers, L F_max: what `search.max_flops` is a fraction of."""
-        return self.config.search.layers * max(self.costs)
 
 
 def decide(run_dir: Path, max_flops: float | None) -> Decision:
@@ -103,11 +99,7 @@ def decide(run_dir: Path, max_flops: float | None) -> Decision:
     decided = dataclasses.replace(derive_architecture(space, candidates, depth), method=recorded.method)
     log_p, log_q = log_probabilities(controllers.alpha, controllers.beta)
     options = sorted(
-        (
-            Option(kept, sum(costs[i] for i in kept), math.exp(lw + log_q[len(kept) - 1]))
-            for kept, lw in paths(log_p, space.n_layers)
-            if lw + log_q[len(kept) - 1] > -math.inf
-        ),
+        (Option(kept, sum(costs[i] for i in kept), math.exp(score)) for kept, score in scored_paths(log_p, log_q)),
         key=lambda o: (-o.probability, o.flops),
     )
     return Decision(
@@ -120,6 +112,7 @@ def decide(run_dir: Path, max_flops: float | None) -> Decision:
         costs=costs,
         widths=space.hidden_widths,
         options=options,
+        supernet_flops=unpruned_layers_flops(space),
     )
 
 
@@ -180,21 +173,14 @@ def _check_recorded(
             f"the run recorded depth {recorded.depth}, widths {list(recorded.hidden)}; its search was decided by "
             "other code, and nothing is decided from it"
         )
-    # Exact where the retrained model is the searched one in the narrow shape of a shared width (what the bound
-    # assumes; `RunConfig.check_flops_bound`).
     measured = (result.flops or {}).get("model")
-    exact = "searched_architecture" not in (result.search or {}) and cfg.retrain.shape == "narrow"
-    if exact and not cfg.search.per_layer_alpha and isinstance(measured, (int, float)):
+    if cfg.layer_flops_inexact() is None and isinstance(measured, (int, float)):
         ours = sum(costs[i] for i in again.candidates)
         if not math.isclose(ours, measured, rel_tol=1e-6):
             raise DecideError(
                 f"{path}: the space rebuilt from key 'config' costs the recorded architecture {ours:,.0f} FLOPs, "
                 f"the run measured {measured:,.0f}; the recorded config does not describe the searched space"
             )
-
-
-# Keys of the `train` group that a retraining reads from elsewhere (`RunConfig.retrain_train`) or names itself.
-_NOT_RETRAINING = {"lr", "seed", "batch", "max_epochs", "patience"}
 
 
 def retrain_overrides(cfg: RunConfig) -> list[str]:
@@ -210,7 +196,7 @@ def retrain_overrides(cfg: RunConfig) -> list[str]:
     for group, default in (("retrain", RetrainConfig()), ("train", TrainConfig())):
         for field in dataclasses.fields(default):
             value = getattr(getattr(cfg, group), field.name)
-            skipped = group == "train" and field.name in _NOT_RETRAINING
+            skipped = group == "train" and field.name in TRAIN_KEYS_SET_ELSEWHERE_IN_RUN
             if not skipped and value != getattr(default, field.name):
                 out.append(f"{group}.{field.name}={_override(value)}")
     for key, own, default_value in (

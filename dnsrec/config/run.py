@@ -62,6 +62,10 @@ _SET_ELSEWHERE_IN_RUN = {
 }
 
 
+# The `train` keys a DNS-Rec run takes from elsewhere: what a retraining's command line gives by other names.
+TRAIN_KEYS_SET_ELSEWHERE_IN_RUN = frozenset(_SET_ELSEWHERE) | frozenset(_SET_ELSEWHERE_IN_RUN)
+
+
 def _refuse_shadowed(train: Mapping[str, Any], set_by: Mapping[str, str]) -> None:
     for key, instead in set_by.items():
         if key in train:
@@ -170,23 +174,31 @@ class RunConfig:
             raise ConfigError(f"{source}: key 'config' is not a run's recorded config: {e}") from e
         return run
 
-    def check_flops_bound(self) -> None:
-        """`search.max_flops` bounds the FLOPs of the model retraining builds, computed from the searched
-        layers' costs: exact for the `narrow` shape of a shared width with the searched gates, an underestimate
-        otherwise (a per-layer model's residual is its widest layer's, `wide` keeps d, other gates cost more)."""
-        if self.search.max_flops is None:
-            return
-        for key, value, ok in (
+    def layer_flops_inexact(self) -> tuple[str, Any] | None:
+        """The key (and its value) that makes the sum of the searched layers' costs differ from the FLOPs of the
+        model retraining builds, or None where they are equal: the `narrow` shape of a shared width with the
+        searched gates (a per-layer model's residual is its widest layer's, `wide` keeps d, other gates cost
+        more)."""
+        for key, value, exact in (
             ("search.per_layer_alpha", self.search.per_layer_alpha, not self.search.per_layer_alpha),
             ("retrain.shape", self.retrain.shape, self.retrain.shape == "narrow"),
             ("retrain.gate_layers", self.retrain.gate_layers, self.retrain.gate_layers is None),
         ):
-            if not ok:
-                raise ConfigError(
-                    f"config key {key!r}: got {value!r} with search.max_flops={self.search.max_flops:g}; the bound "
-                    f"is exact only with its defaults (search.per_layer_alpha=false, retrain.shape=narrow, "
-                    f"retrain.gate_layers=null); leave {key} at its default or search.max_flops at null"
-                )
+            if not exact:
+                return key, value
+        return None
+
+    def check_flops_bound(self) -> None:
+        """`search.max_flops` bounds the searched layers' costs, so it must be where they are the retrained
+        model's FLOPs (`layer_flops_inexact`)."""
+        if self.search.max_flops is None or (conflict := self.layer_flops_inexact()) is None:
+            return
+        key, value = conflict
+        raise ConfigError(
+            f"config key {key!r}: got {value!r} with search.max_flops={self.search.max_flops:g}; the bound "
+            f"is exact only with its defaults (search.per_layer_alpha=false, retrain.shape=narrow, "
+            f"retrain.gate_layers=null); leave {key} at its default or search.max_flops at null"
+        )
 
     def space(self, data: SequenceData) -> SearchSpace:
         return self.space_for(data.n_items, data.max_len)

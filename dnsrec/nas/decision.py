@@ -33,6 +33,14 @@ def paths(log_p: Sequence[Sequence[float]], n_layers: int) -> Iterator[tuple[tup
                 yield kept, sum(log_p[layer][i] for layer, i in enumerate(kept))
 
 
+def scored_paths(log_p: Sequence[Sequence[float]], log_q: Sequence[float]) -> Iterator[tuple[tuple[int, ...], float]]:
+    """Every path of nonzero probability with its log-probability log p(widths) + log q(depth)."""
+    for kept, log_widths in paths(log_p, len(log_q)):
+        score = log_widths + log_q[len(kept) - 1]
+        if score > -math.inf:
+            yield kept, score
+
+
 def log_probabilities(alpha: Tensor, beta: Tensor) -> tuple[list[list[float]], list[float]]:
     """log softmax of alpha's rows and of beta, in float64; a logit of -inf (a candidate RecNAS pruned) gets
     probability 0. At tau = 1: with shared alpha the order of p_i q_d is the same at every temperature, and
@@ -55,11 +63,8 @@ def most_probable_within(
     lower candidate index (what argmax does)."""
     n_layers = len(log_q)
     best: tuple[float, tuple[int, ...]] | None = None
-    for kept, log_widths in paths(log_p, n_layers):
-        score = log_widths + log_q[len(kept) - 1]
-        if score == -math.inf or sum(layer_costs[i] for i in kept) > bound:
-            continue
-        if best is None or score > best[0]:
+    for kept, score in scored_paths(log_p, log_q):
+        if sum(layer_costs[i] for i in kept) <= bound and (best is None or score > best[0]):
             best = (score, kept)
     if best is None:
         return None
@@ -71,11 +76,7 @@ def most_probable_within(
 
 def cheapest(log_p: Sequence[Sequence[float]], log_q: Sequence[float], layer_costs: Sequence[float]) -> float:
     """The FLOPs of the cheapest path of nonzero probability (what a bound must allow for any decision)."""
-    return min(
-        sum(layer_costs[i] for i in kept)
-        for kept, log_widths in paths(log_p, len(log_q))
-        if log_widths + log_q[len(kept) - 1] > -math.inf
-    )
+    return min(sum(layer_costs[i] for i in kept) for kept, _ in scored_paths(log_p, log_q))
 
 
 def _argmax(row: Sequence[float]) -> int:

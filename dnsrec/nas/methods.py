@@ -52,7 +52,7 @@ from dnsrec.nas.controllers import (
     straight_through_one_hot,
 )
 from dnsrec.nas.flops import expected_flops
-from dnsrec.nas.search import candidate_flops
+from dnsrec.nas.search import candidate_flops, unpruned_layers_flops
 from dnsrec.nas.space import SearchSpace
 
 RECNAS_RECONSTRUCTION = (
@@ -224,13 +224,14 @@ class SearchMethod:
         c = self._controllers(space, cfg)
         if cfg.max_flops is not None:
             costs = candidate_flops(space).tolist()
-            bound = cfg.max_flops * space.n_layers * max(costs)  # the un-pruned supernet's layers: L F_max
+            full = unpruned_layers_flops(space)
+            bound = cfg.max_flops * full
             if min(costs) > bound:
                 raise ConfigError(
                     f"config key 'search.max_flops': {cfg.max_flops:g} of the un-pruned supernet's "
-                    f"{space.n_layers * max(costs) / 1e6:.2f}M FLOPs is {bound / 1e6:.2f}M, less than the smallest "
+                    f"{full / 1e6:.2f}M FLOPs is {bound / 1e6:.2f}M, less than the smallest "
                     f"architecture's {min(costs) / 1e6:.2f}M (one layer of the narrowest width); expected at "
-                    f"least {min(costs) / (space.n_layers * max(costs)):.4f}"
+                    f"least {min(costs) / full:.4f}"
                 )
             c.limit_flops(costs, bound)
         return c

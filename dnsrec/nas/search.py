@@ -69,6 +69,11 @@ def candidate_flops(space: SearchSpace) -> torch.Tensor:
     )
 
 
+def unpruned_layers_flops(space: SearchSpace) -> float:
+    """FLOPs of the un-pruned supernet's layers, L F_max: what `search.max_flops` is a fraction of."""
+    return space.n_layers * float(candidate_flops(space).max())
+
+
 def load_decision(run_dir: Path, space: SearchSpace) -> tuple[Supernet, dict[str, Any]]:
     """A finished search's supernet (eval mode) holding the weights of its decision epoch, and that epoch's
     trajectory entry (alpha, beta, p, q, tau, L_t, ...), read from `run_dir`'s search checkpoint; where the
