@@ -228,6 +228,11 @@ class SearchConfig:
     # step (ProxylessNAS-style warm-up: the controllers then compare trained candidates, not random ones).
     # Warm-up epochs are not eligible as the decision epoch. A fraction, so short searches keep their epochs.
     warmup: float = dataclasses.field(default=0.0, metadata={"check": _non_negative_float})
+    # The fraction of the architecture steps (after the warm-up) during which only alpha moves and beta stays at
+    # its start (q uniform): the width is chosen before the depth. Without it the depth commits within a few
+    # epochs while the cheap widths still hold most of p, and the width then grows at that depth (gowalla-1k:
+    # depth 2 by search epoch 4 on 8 of 10 seeds, README "Holding the depth").
+    depth_hold: float = dataclasses.field(default=0.0, metadata={"check": _non_negative_float})
     # The search method over the supernet (docs/method.md "Baselines"): dnsrec (bilevel controllers, gates, the
     # L_t-scaled FLOPs term), or a NAS baseline without gates: darts (softmax mixture, no resource term), proxyless
     # (one sampled path per step, binarised path gradients, expected-FLOPs term), recnas (a reconstruction:
@@ -247,6 +252,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         check("search.warmup", self.warmup < 1, "a fraction in [0, 1)", self.warmup)
+        check("search.depth_hold", self.depth_hold < 1, "a fraction in [0, 1)", self.depth_hold)
         check("search.tau_final", self.tau_final <= 1, "a number in (0, 1]", self.tau_final)
         check("search.arch_lr_final", self.arch_lr_final <= 1, "a fraction in [0, 1]", self.arch_lr_final)
         check("search.lam", not isinstance(self.lam, bool), "a number >= 0", self.lam)

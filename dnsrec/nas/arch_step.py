@@ -134,6 +134,7 @@ def arch_step(
     *,
     denominator: float | None = None,
     resource: bool = True,
+    move_depth: bool = True,
 ) -> tuple[Tensor, int]:
     """One step on alpha, beta: CE at the batch's scored positions + lambda * the controllers' resource term
     (DNS-Rec: L_RC, Eq. 13; a baseline's own, or none: `Controllers.resource_term`).
@@ -142,7 +143,9 @@ def arch_step(
 
     On several ranks each passes its share of the batch (possibly none), `denominator` = the whole
     batch's number of targets, and `resource=True` on one rank only; the controllers' gradients are summed
-    over ranks before the step, so every rank takes the same step. Returns the local loss and the L_t used.
+    over ranks before the step, so every rank takes the same step. With `move_depth=False` (`search.depth_hold`)
+    beta takes no step: its gradient is dropped, so Adam neither moves it nor counts the step in its moments.
+    Returns the local loss and the L_t used.
     """
     l_t = controllers.argmax_depth()
     p, q = controllers(step, generator=generator)
@@ -153,5 +156,7 @@ def arch_step(
     if loss.requires_grad:
         loss.backward()
     distributed.all_reduce_grads_(controllers.parameters())
+    if not move_depth:
+        controllers.beta.grad = None
     opt.step()
     return loss.detach(), l_t

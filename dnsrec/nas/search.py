@@ -168,8 +168,11 @@ def search(
         controllers.schedule = dataclasses.replace(controllers.schedule, hold=hold)
     # The architecture lr's own fall (search.arch_lr_final): the same linear shape over the same steps as tau's.
     arch_lr_scale = TemperatureSchedule.over_search(arch_steps, cfg.arch_lr_final, hold)
+    depth_from = hold + int(cfg.depth_hold * arch_steps)  # beta moves only after this weight step
 
-    task = _Search(engine, controllers, supernet.space, samples, evaluator, placement, cfg, train, arch_lr_scale)
+    task = _Search(
+        engine, controllers, supernet.space, samples, evaluator, placement, cfg, train, arch_lr_scale, depth_from
+    )
     files = ResumeFiles.under(run_dir, CHECKPOINT, "search", stamp)
     epochs = EpochLoop(
         task, engine, samples, EpochPlan(train.seed, cfg.batch, train.bucket, train.progress), files, log
@@ -247,11 +250,12 @@ class _Search(EpochTask[SearchState]):
         cfg: SearchConfig,
         train: TrainConfig,
         arch_lr_scale: TemperatureSchedule,
+        depth_from: int = 0,
     ) -> None:
         self.engine, self.controllers, self.samples, self.placement, self.cfg = (
             engine, controllers, samples, placement, cfg,
         )  # fmt: skip
-        self.arch_lr_scale = arch_lr_scale
+        self.arch_lr_scale, self.depth_from = arch_lr_scale, depth_from
         self.evaluator, self.lr, self.state = evaluator, train.lr, SearchState()
         self.a_opt = torch.optim.Adam(controllers.parameters(), lr=cfg.arch_lr, weight_decay=cfg.arch_weight_decay)
         self.arch_batches = ArchBatches(evaluator, cfg.arch_batch_size or cfg.batch, train.seed, placement.device)
@@ -308,6 +312,7 @@ class _Search(EpochTask[SearchState]):
                 self.gumbel,
                 denominator=total,
                 resource=engine.rank == 0,
+                move_depth=step > self.depth_from,
             )
         # alpha and beta are equal on every rank (summed gradients); a non-finite architecture loss on any
         # rank makes them non-finite too, so this one check stops every rank.

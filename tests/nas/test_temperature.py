@@ -95,3 +95,19 @@ def test_arch_lr_scale_falls_linearly_over_the_architecture_steps() -> None:
 def test_arch_lr_final_above_one_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"search\.arch_lr_final': expected a fraction in \[0, 1\]"):
         RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.arch_lr_final=1.5"]))
+
+
+def test_depth_hold_moves_only_alpha_until_its_fraction_of_the_architecture_steps() -> None:
+    # 4 epochs, no warm-up, depth_hold 0.5: beta is exactly at its start after epochs 1 and 2 (its gradient is
+    # dropped, so Adam's weight decay does not touch it either) while alpha moves; it moves from epoch 3 on.
+    trajectory = tiny_search("search.epochs=4", "search.depth_hold=0.5")
+    assert [e["beta"] == [0.0, 0.0] for e in trajectory] == [True, True, False, False]
+    assert trajectory[0]["alpha"] != [[0.0, 0.0, 0.0]]
+    assert trajectory[1]["q"] == [0.5, 0.5]  # q uniform while held, whatever tau
+    # Without the hold the same search moves beta from its first epoch.
+    assert tiny_search("search.epochs=4")[0]["beta"] != [0.0, 0.0]
+
+
+def test_depth_hold_of_the_whole_search_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"search\.depth_hold': expected a fraction in \[0, 1\)"):
+        RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.depth_hold=1"]))
