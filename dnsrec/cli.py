@@ -272,6 +272,19 @@ def cmd_decide(run_dir: str, max_flops: float | None, out: str | None) -> int:
     return 0
 
 
+def _fraction(text: str) -> float:
+    """--max-flops: a fraction in (0, 1], refused by argparse under the flag's own name."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction in (0, 1] of the un-pruned supernet's FLOPs, got {text!r}"
+        )
+    return value
+
+
 def _stamp() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
@@ -457,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     decide.add_argument("run_dir", metavar="RUN_DIR", help="a finished `dnsrec run` directory")
     decide.add_argument(
         "--max-flops",
-        type=float,
+        type=_fraction,
         metavar="B",
         help="as search.max_flops: a fraction of the un-pruned supernet's layers",
     )

@@ -85,3 +85,15 @@ def test_what_cannot_be_decided_again_is_refused_naming_the_file(unbounded: Path
     assert main(["train", "--no-db", *TINY_TRAIN, "train.max_epochs=1", f"run_dir={trained}"]) == 0
     with pytest.raises(DecideError, match="only a `dnsrec run`"):
         decide(trained, 0.5)
+
+
+@pytest.mark.parametrize("bound", ["1.5", "0", "a quarter"])
+def test_a_bad_max_flops_is_refused_under_the_flags_name(
+    bound: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["decide", str(tmp_path), "--max-flops", bound])
+    assert exited.value.code == 2
+    assert f"argument --max-flops: expected a fraction in (0, 1] of the un-pruned supernet's FLOPs, got {bound!r}" in (
+        capsys.readouterr().err
+    )
