@@ -231,8 +231,9 @@ class SearchConfig:
     # The fraction of the architecture steps (after the warm-up) during which only alpha moves and beta stays at
     # its start (q uniform): the width is chosen before the depth. Without it the depth commits within a few
     # epochs while the cheap widths still hold most of p, and the width then grows at that depth (gowalla-1k:
-    # depth 2 by search epoch 4 on 8 of 10 seeds, README "Holding the depth").
-    depth_hold: float = dataclasses.field(default=0.0, metadata={"check": _non_negative_float})
+    # depth 2 by search epoch 4 on 8 of 10 seeds, README "Holding the depth"). This default is DNS-Rec's; a
+    # run config that leaves the key null gets its method's own (`depth_hold_of`: the baselines move both).
+    depth_hold: float = dataclasses.field(default=0.5, metadata={"check": _non_negative_float})
     # The search method over the supernet (docs/method.md "Baselines"): dnsrec (bilevel controllers, gates, the
     # L_t-scaled FLOPs term), or a NAS baseline without gates: darts (softmax mixture, no resource term), proxyless
     # (one sampled path per step, binarised path gradients, expected-FLOPs term), recnas (a reconstruction:
@@ -245,6 +246,12 @@ class SearchConfig:
     # paper's argmax, whose FLOPs lambda steers but does not bound (gowalla-1k seed 4 at the preset's lambda
     # chose 0.50x the supernet, more than SASRec).
     max_flops: float | None = dataclasses.field(default=None, metadata={"check": positive_float})
+
+    @staticmethod
+    def depth_hold_of(method: str) -> float:
+        """`search.depth_hold` when a run leaves it null: ours for DNS-Rec; the NAS baselines (DARTS,
+        ProxylessNAS, RecNAS) move their controllers together from the first architecture step, as published."""
+        return SearchConfig.depth_hold if method == "dnsrec" else 0.0
 
     @property
     def warmup_epochs(self) -> int:

@@ -52,6 +52,11 @@ def _dataset(cfg: Mapping[str, Any]) -> DatasetConfig:
     return build(DatasetConfig, dataset, "dataset.")
 
 
+# Run keys added with a default other than what runs did before the key existed: a recorded run config
+# without the key ran with this value, whatever today's default is (`RunConfig.from_recorded` and the reproduce
+# planner's matching of recorded runs read it).
+RUN_KEYS_BEFORE_THEY_EXISTED: dict[str, Any] = {"search.depth_hold": 0.0}
+
 # Keys of the `train` group that another key sets: given there, they would be silently replaced.
 _SET_ELSEWHERE = {"lr": "lr", "batch": "batch", "seed": "seed"}  # train.<key> -> the top-level key
 # In a DNS-Rec run the retraining's schedule comes from `retrain.*` (the search's batch from `search.batch`).
@@ -138,6 +143,8 @@ class RunConfig:
         preset = _preset(cfg)
         if search.get("lam") is None:  # null (sweeps/run.yaml) or left out = the dataset preset's lambda
             search["lam"] = preset.lam if preset else SearchConfig.lam
+        if search.get("depth_hold") is None:  # null or left out = the search method's own
+            search["depth_hold"] = SearchConfig.depth_hold_of(search.get("method", SearchConfig.method))
         run = RunConfig(
             dataset=_dataset(cfg),
             search=build(SearchConfig, search, "search."),
@@ -155,9 +162,13 @@ class RunConfig:
     @staticmethod
     def from_recorded(config: Mapping[str, Any], source: str) -> RunConfig:
         """The config a run recorded in its result.json (`dataclasses.asdict` of this class), rebuilt; keys a
-        result written before they existed take today's defaults. `source` names the file in errors."""
+        result written before they existed take what runs did then (`RUN_KEYS_BEFORE_THEY_EXISTED`), else
+        today's defaults. `source` names the file in errors."""
         try:
             groups = {name: dict(config.get(name) or {}) for name in ("dataset", "search", "gates", "retrain", "train")}
+            for key, value in RUN_KEYS_BEFORE_THEY_EXISTED.items():
+                group, name = key.split(".")
+                groups[group].setdefault(name, value)
             groups["dataset"]["pruning"] = tuple(groups["dataset"].get("pruning", ()))
             run = RunConfig(
                 dataset=build(DatasetConfig, groups["dataset"], "dataset."),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dnsrec.compose import compose
+from dnsrec.config.run import RUN_KEYS_BEFORE_THEY_EXISTED
 from dnsrec.errors import ConfigError
 from dnsrec.reproduce.tables import Row, TableSpec
 
@@ -132,13 +133,14 @@ class Planner:
         if point.identity is None or stage != point.stage:
             return False
         have = {k: v for k, v in flat(recorded).items() if k not in IGNORED}
-        defaults = self.defaults[point.stage]
+        # a key added later: the old runs did what its default is, unless the key came with another default
+        before = {**self.defaults[point.stage], **(RUN_KEYS_BEFORE_THEY_EXISTED if point.stage == "run" else {})}
         for key, want in point.identity.items():
             if key in have:
                 if have[key] != want:
                     return False
-            elif key not in defaults or defaults[key] != want:
-                return False  # a key added later: the old runs had its default
+            elif key not in before or before[key] != want:
+                return False
         return True
 
 

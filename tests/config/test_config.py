@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -23,6 +24,18 @@ def test_shortcuts_reach_their_groups() -> None:
     cfg = TrainRunConfig.from_mapping(raw)
     assert (cfg.dataset.name, cfg.dataset.max_len, cfg.model.attention) == ("gowalla-100", 100, "softmax")
     assert (cfg.train.lr, cfg.train.batch, cfg.train.seed) == (0.005, 64, 3)
+
+
+def test_depth_hold_is_the_methods_own_unless_given_and_a_recorded_config_without_it_held_nothing() -> None:
+    def hold(*overrides: str) -> float:
+        return RunConfig.from_mapping(compose("run", list(overrides))).search.depth_hold
+
+    assert hold() == 0.5 and hold("search.method=darts") == 0.0 and hold("search.method=recnas") == 0.0
+    assert hold("search.depth_hold=0.25") == 0.25 and hold("search.method=proxyless", "search.depth_hold=0.5") == 0.5
+    recorded = dataclasses.asdict(RunConfig.from_mapping(compose("run", [])))
+    assert RunConfig.from_recorded(recorded, "result.json").search.depth_hold == 0.5
+    del recorded["search"]["depth_hold"]  # a result written before the key: beta moved from the first step
+    assert RunConfig.from_recorded(recorded, "result.json").search.depth_hold == 0.0
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Guard of `search.method=dnsrec` (the default) while the NAS baselines were added beside it (issue 13):
 seeded tiny runs give the numbers recorded at the commit before (76c7f5c, CPU fp32): losses, validation
-metrics, alpha, beta, p, q, tau, the decision, the retraining's history and the final metrics.
+metrics, alpha, beta, p, q, tau, the decision, the retraining's history and the final metrics. The cases
+pin `search.depth_hold=0`: beta moved from the first architecture step then.
 
 The last bits can differ on another machine or torch build, hence a tight relative tolerance instead of
 equality. The recording script is the loop below run on that commit's tree."""

@@ -122,9 +122,11 @@ def test_same_seed_same_architecture_and_metrics(tmp_path: Path) -> None:
 
 def test_whole_run_result_and_resume(tmp_path: Path) -> None:
     # A search of 1 epoch stands for one interrupted after its first epoch: that is the same state only
-    # under the step-counted temperature (spread over the whole search, tau depends on search.epochs).
+    # under the step-counted temperature (spread over the whole search, tau depends on search.epochs) and
+    # without the depth hold (a fraction of the whole search's architecture steps).
     def tiny(*extra: str) -> RunConfig:
-        return RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.tau_schedule=steps", *extra]))
+        overrides = [*TINY_RUN, "search.tau_schedule=steps", "search.depth_hold=0", *extra]
+        return RunConfig.from_mapping(compose("run", overrides))
 
     straight = dnsrec_run(tiny("search.epochs=2"), tmp_path / "straight", **QUIET)
     # Interrupted after the first search epoch, then the same command again on the same directory.

@@ -50,7 +50,9 @@ def test_warmup_epochs_train_weights_only_and_the_schedule_spans_the_rest() -> N
         "search.epochs=3", "search.warmup=0.34", "search.tau_schedule=search", "search.tau_final=0.2"
     )
     assert warm["alpha"] == [[0.0, 0.0, 0.0]] and warm["beta"] == [0.0, 0.0] and warm["tau"] == 1.0
-    assert first["beta"] != [0.0, 0.0]  # architecture steps begin after the warm-up
+    assert first["alpha"] != [[0.0, 0.0, 0.0]]  # architecture steps begin after the warm-up
+    # the depth hold (default half) counts the architecture steps after the warm-up: beta moves in epoch 3
+    assert first["beta"] == [0.0, 0.0] and last["beta"] != [0.0, 0.0]
     assert 0.2 < first["tau"] < 1.0 and last["tau"] == pytest.approx(0.2)
 
 
@@ -105,7 +107,7 @@ def test_depth_hold_moves_only_alpha_until_its_fraction_of_the_architecture_step
     assert trajectory[0]["alpha"] != [[0.0, 0.0, 0.0]]
     assert trajectory[1]["q"] == [0.5, 0.5]  # q uniform while held, whatever tau
     # Without the hold the same search moves beta from its first epoch.
-    assert tiny_search("search.epochs=4")[0]["beta"] != [0.0, 0.0]
+    assert tiny_search("search.epochs=4", "search.depth_hold=0")[0]["beta"] != [0.0, 0.0]
 
 
 def test_depth_hold_of_the_whole_search_is_refused() -> None:

@@ -62,6 +62,21 @@ def test_a_recorded_run_matches_by_config() -> None:
     assert not planner.matches(other, "run", recorded)  # another seed
 
 
+def test_a_run_recorded_before_the_depth_hold_existed_ran_without_it() -> None:
+    # search.depth_hold came with DNS-Rec's default 0.5; runs recorded without the key moved beta from the
+    # first architecture step (0), so they are not points of today's default, but are of the baselines'.
+    planner = Planner("gowalla-100")
+    ours = next(p for p in planner.points(SPEC, [0]) if p.row == OURS)
+    darts_row = Row("DARTS", "run", ("search.method=darts",))
+    darts = next(p for p in planner.points(TableSpec("t", "t", "T", "Ours", SPEC.columns, (darts_row,)), [0]))
+    assert ours.identity is not None and darts.identity is not None
+    assert ours.identity["search.depth_hold"] == 0.5 and darts.identity["search.depth_hold"] == 0.0
+    for point in (ours, darts):
+        older = {k: v for k, v in (point.identity or {}).items() if k != "search.depth_hold"}
+        assert planner.matches(point, "run", _nested(older)) == (point is darts)
+    assert planner.matches(ours, "run", _nested(ours.identity))
+
+
 def _nested(flat: dict[str, object]) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in flat.items():

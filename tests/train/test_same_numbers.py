@@ -29,11 +29,13 @@ TIMINGS = {"seconds", "train_seconds", "eval_seconds", "targets_per_second"}
 CASES: dict[str, tuple[str, list[str]]] = {
     "fit": ("train", [*TINY_TRAIN, "train.max_epochs=4", "train.patience=1"]),  # stops at max_epochs
     "fit_patience": ("train", [*TINY_TRAIN, "train.max_epochs=8", "train.patience=1", "lr=0.02"]),  # at patience
-    # recorded when architecture steps took the training batch by default: pinned to that form
+    # recorded when architecture steps took the training batch and beta moved from the first architecture
+    # step by default: pinned to that form
     "search_train_batches": (
         "run",
         [
             *TINY_RUN,
+            "search.depth_hold=0",
             "search.epochs=2",
             "search.arch_every=1",
             "search.arch_batch=train",
@@ -45,6 +47,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
         "run",
         [
             *TINY_RUN,
+            "search.depth_hold=0",
             "search.epochs=3",
             "search.warmup=0.34",
             "search.arch_batch=train",
