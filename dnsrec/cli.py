@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from dnsrec.compose import compose
-from dnsrec.errors import DNSRecError
+from dnsrec.errors import ConfigError, DNSRecError
 from dnsrec.recording import DbOptions, run_and_record
 from dnsrec.run_result import RunResult
 
@@ -272,16 +272,17 @@ def cmd_decide(run_dir: str, max_flops: float | None, out: str | None) -> int:
     return 0
 
 
-def _fraction(text: str) -> float:
-    """--max-flops: a fraction in (0, 1], refused by argparse under the flag's own name."""
+def _max_flops(text: str) -> float:
+    """--max-flops: a value `search.max_flops` takes (its own check), refused by argparse under the flag's name."""
+    from dnsrec.config import SearchConfig, build
+
     try:
         value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= 1:
+        build(SearchConfig, {"max_flops": value}, "search.")
+    except (ValueError, ConfigError):
         raise argparse.ArgumentTypeError(
-            f"expected a fraction in (0, 1] of the un-pruned supernet's FLOPs, got {text!r}"
-        )
+            f"expected a fraction in (0, 1] of the un-pruned supernet's FLOPs, as search.max_flops; got {text!r}"
+        ) from None
     return value
 
 
@@ -470,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     decide.add_argument("run_dir", metavar="RUN_DIR", help="a finished `dnsrec run` directory")
     decide.add_argument(
         "--max-flops",
-        type=_fraction,
+        type=_max_flops,
         metavar="B",
         help="as search.max_flops: a fraction of the un-pruned supernet's layers",
     )

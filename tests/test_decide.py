@@ -94,6 +94,5 @@ def test_a_bad_max_flops_is_refused_under_the_flags_name(
     with pytest.raises(SystemExit) as exited:
         main(["decide", str(tmp_path), "--max-flops", bound])
     assert exited.value.code == 2
-    assert f"argument --max-flops: expected a fraction in (0, 1] of the un-pruned supernet's FLOPs, got {bound!r}" in (
-        capsys.readouterr().err
-    )
+    expected = "expected a fraction in (0, 1] of the un-pruned supernet's FLOPs, as search.max_flops"
+    assert f"argument --max-flops: {expected}; got {bound!r}" in capsys.readouterr().err

@@ -89,7 +89,10 @@ class Planner:
         self.dataset = dataset
         base = {c: compose(c, [f"dataset={dataset}"]) for c in ("run", "train")}
         self.keys = {c: set(flat(raw)) for c, raw in base.items()}
-        self.defaults = {c: typed_identity(c, raw) for c, raw in base.items()}
+        # What a recorded run without a key (one added later) ran with: the key's default, unless the key came
+        # with a default other than the behaviour before it (RUN_KEYS_BEFORE_THEY_EXISTED).
+        defaults = {c: typed_identity(c, raw) for c, raw in base.items()}
+        self.unrecorded = {**defaults, "run": {**defaults["run"], **RUN_KEYS_BEFORE_THEY_EXISTED}}
         self.extra: dict[str, list[str]] = {"run": [], "train": []}
         for override in extra:
             targets = [c for c in ("run", "train") if self._has(c, override)]
@@ -133,8 +136,7 @@ class Planner:
         if point.identity is None or stage != point.stage:
             return False
         have = {k: v for k, v in flat(recorded).items() if k not in IGNORED}
-        # a key added later: the old runs did what its default is, unless the key came with another default
-        before = {**self.defaults[point.stage], **(RUN_KEYS_BEFORE_THEY_EXISTED if point.stage == "run" else {})}
+        before = self.unrecorded[point.stage]
         for key, want in point.identity.items():
             if key in have:
                 if have[key] != want:
