@@ -235,7 +235,7 @@ class SearchState(EpochState):
 class _Search(EpochTask[SearchState]):
     """The bilevel search's own part of the epoch loop: a weight step per batch, an architecture step every
     `arch_every` weight steps after the warm-up, the soft mixture evaluated, the decision epoch chosen
-    among the epochs after the warm-up."""
+    among the epochs after the warm-up and the depth hold."""
 
     name, label, loss_name = "search", "search epoch", "the search's weight-step loss"
 
@@ -360,7 +360,9 @@ class _Search(EpochTask[SearchState]):
         )
 
     def selectable(self, epoch: int) -> bool:
-        return epoch > self.cfg.warmup_epochs  # a warm-up epoch's alpha and beta were never trained
+        # A warm-up epoch's alpha and beta were never trained; an epoch that ends inside the depth hold has a
+        # uniform q, whose argmax (depth 1) would be a tie-break, not a decision. Called at the epoch's end.
+        return epoch > self.cfg.warmup_epochs and self.state.step > self.depth_from
 
     def epoch_line(self) -> str:
         e = self.state.trajectory[-1]

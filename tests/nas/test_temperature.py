@@ -14,7 +14,7 @@ from dnsrec.data import load_dataset
 from dnsrec.errors import ConfigError
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.controllers import Controllers, TemperatureSchedule
-from dnsrec.nas.search import search
+from dnsrec.nas.search import SearchOutcome, search
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 
@@ -34,6 +34,11 @@ def test_schedule_over_the_search_reaches_its_final_value_at_the_last_step() -> 
 def tiny_search(*extra: str, run_dir: Path | None = None) -> list[dict]:  # type: ignore[type-arg]
     """A tiny real search (one architecture step per weight step); its trajectory, and its `search.pt` in
     `run_dir` when one is given."""
+    return tiny_outcome(*extra, run_dir=run_dir).trajectory
+
+
+def tiny_outcome(*extra: str, run_dir: Path | None = None) -> SearchOutcome:
+    """`tiny_search`'s whole outcome (decision epoch included)."""
     cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.arch_every=1", *extra]))
     data = load_dataset("gowalla-100")
     space = SearchSpace(
@@ -42,7 +47,7 @@ def tiny_search(*extra: str, run_dir: Path | None = None) -> list[dict]:  # type
     out = search(
         Supernet(space), Controllers(2, 3), data, Evaluator(data), cfg.search, cfg.train, run_dir, log=lambda _: None
     )
-    return out.trajectory
+    return out
 
 
 def test_warmup_epochs_train_weights_only_and_the_schedule_spans_the_rest() -> None:
@@ -108,6 +113,16 @@ def test_depth_hold_moves_only_alpha_until_its_fraction_of_the_architecture_step
     assert trajectory[1]["q"] == [0.5, 0.5]  # q uniform while held, whatever tau
     # Without the hold the same search moves beta from its first epoch.
     assert tiny_search("search.epochs=4", "search.depth_hold=0")[0]["beta"] != [0.0, 0.0]
+
+
+def test_no_decision_is_taken_while_the_depth_is_held() -> None:
+    # While beta is held q is uniform, and its argmax (depth 1) is a tie-break, not a decision: a sweep trial at
+    # lr 4e-3 peaked on validation in the hold's last epoch and "chose" depth 1, while its search then moved
+    # the depth to 3. Here nothing moves (both learning rates 1e-12), so every epoch scores the same and the first
+    # epoch allowed to be chosen is the decision: 3 of 4 with depth_hold 0.5, 1 without a hold.
+    frozen = ("search.epochs=4", "lr=1e-12", "search.arch_lr=1e-12")
+    assert tiny_outcome(*frozen, "search.depth_hold=0.5").best_epoch == 3
+    assert tiny_outcome(*frozen, "search.depth_hold=0").best_epoch == 1
 
 
 def test_depth_hold_of_the_whole_search_is_refused() -> None:
