@@ -198,8 +198,8 @@ class SearchConfig:
     epochs: int = dataclasses.field(default=10, metadata={"check": positive_int})
     relax: str = dataclasses.field(default="softmax", metadata={"check": one_of(*RELAXATIONS)})
     # Architecture steps on validation users (the paper's bilevel form; measured: the only form whose width
-    # commits on Gowalla, and SASRec's accuracy at a quarter of its FLOPs on ML-100K, README "Making the search
-    # commit") or on the weight step's own training batch (the published code).
+    # commits on Gowalla, and SASRec's accuracy at a quarter of its FLOPs on ML-100K, docs/search-measurements.md,
+    # "Making the search commit") or on the weight step's own training batch (the published code).
     arch_batch: str = dataclasses.field(default="valid", metadata={"check": one_of("valid", "train")})
     arch_every: int = dataclasses.field(default=10, metadata={"check": positive_int})  # f
     arch_lr: float = dataclasses.field(default=0.1, metadata={"check": positive_float})
@@ -231,8 +231,9 @@ class SearchConfig:
     # The fraction of the architecture steps (after the warm-up) during which only alpha moves and beta stays at
     # its start (q uniform): the width is chosen before the depth. Without it the depth commits within a few
     # epochs while the cheap widths still hold most of p, and the width then grows at that depth (gowalla-1k:
-    # depth 2 by search epoch 4 on 8 of 10 seeds, README "Holding the depth"). This default is DNS-Rec's; a
-    # run config that leaves the key null gets its method's own (`depth_hold_of`: the baselines move both).
+    # depth 2 by search epoch 4 on 8 of 10 seeds, docs/search-measurements.md, "Holding the depth"). This default is
+    # DNS-Rec's; a run config that leaves the key null gets its method's own (`depth_hold_of`: the baselines
+    # move both).
     depth_hold: float = dataclasses.field(default=0.5, metadata={"check": _non_negative_float})
     # The search method over the supernet (docs/method.md "Baselines"): dnsrec (bilevel controllers, gates, the
     # L_t-scaled FLOPs term), or a NAS baseline without gates: darts (softmax mixture, no resource term), proxyless

@@ -188,8 +188,9 @@ _PRESETS = (
         baseline=BASELINE,
         filtering=GOWALLA_FILTER,
         # at 0.1 the validation-batch search (seed 1) kept width 64 at depth 2 (56.5M FLOPs, above SASRec 54.1M);
-        # at 0.3 it chose 14-28M models, 0.0064 pop100 NDCG@10 below SASRec over seeds 0-2 (README "Making the
-        # search commit"), but 56.5M on four of ten seeds (README "Ten seeds"; `search.max_flops` bounds it)
+        # at 0.3 it chose 14-28M models, 0.0064 pop100 NDCG@10 below SASRec over seeds 0-2, but 56.5M on four of
+        # ten seeds (docs/search-measurements.md, "Making the search commit" and "Ten seeds"; `search.max_flops`
+        # bounds it)
         lam=0.3,
     ),
     Preset(  # the first 100 users of Gowalla, for tests and tiny runs: Gowalla's settings
