@@ -34,5 +34,17 @@ class Diverged(DNSRecError):
     MARK = "diverged:"
 
 
+class NoBestEpoch(DNSRecError):
+    """A training or search ended without an epoch it may take as its best (a search whose architecture steps
+    never moved the depth has no decision); the message says why. Like Diverged's, its message starts with
+    MARK: the same config meets it again, so a sweep does not retry the point."""
+
+    MARK = "no best epoch:"
+
+
+# Marks of the failures a retry of the same point and seed meets again (a sweep fails them for good).
+DETERMINISTIC_MARKS = (Diverged.MARK, NoBestEpoch.MARK)
+
+
 class RunDirInUse(CheckpointError):
     """Another live process runs in this run directory; the message names it (pid, host) and the directory."""

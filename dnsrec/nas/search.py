@@ -360,9 +360,22 @@ class _Search(EpochTask[SearchState]):
         )
 
     def selectable(self, epoch: int) -> bool:
-        # A warm-up epoch's alpha and beta were never trained; an epoch that ends inside the depth hold has a
-        # uniform q, whose argmax (depth 1) would be a tie-break, not a decision. Called at the epoch's end.
-        return epoch > self.cfg.warmup_epochs and self.state.step > self.depth_from
+        # A warm-up epoch's alpha and beta were never trained; an epoch that ends before an architecture step
+        # has moved the depth (inside the depth hold, or before the first step `arch_every` allows) has a
+        # uniform q, whose argmax (depth 1) would be a tie-break, not a decision. Called at the epoch's end:
+        # some multiple of arch_every must lie in (depth_from, step].
+        every = self.cfg.arch_every
+        return epoch > self.cfg.warmup_epochs and self.state.step // every > self.depth_from // every
+
+    def nothing_selectable(self) -> str:
+        cfg, steps = self.cfg, self.state.step
+        return (
+            f"no search epoch ended after an architecture step that moved the depth ({cfg.epochs} epochs, "
+            f"{steps} weight steps, one architecture step every search.arch_every={cfg.arch_every}, the depth "
+            f"free only after weight step {self.depth_from}: search.warmup={cfg.warmup:g}, "
+            f"search.depth_hold={cfg.depth_hold:g}), so there is no decision to take; raise search.epochs or "
+            f"lower search.arch_every, search.warmup or search.depth_hold"
+        )
 
     def epoch_line(self) -> str:
         e = self.state.trajectory[-1]

@@ -30,7 +30,7 @@ from typing import Any
 
 from dnsrec.config.sweep import SweepConfig
 from dnsrec.config.sweep_space import apply, params_text
-from dnsrec.errors import ConfigError, Diverged, DNSRecError
+from dnsrec.errors import DETERMINISTIC_MARKS, ConfigError, DNSRecError
 from dnsrec.launch import Job, JobFailed, JobState, Launcher, LaunchError
 from dnsrec.results import ResultStore, SlurmInfo
 from dnsrec.run_result import RESULT_FILE, RunResult
@@ -199,7 +199,7 @@ class Driver:
             value = f.job.result()
         except JobFailed as e:
             # A diverged run diverges again with the same point and seed: a retry would only spend its time.
-            self._fail(f, e.reason, retry=Diverged.MARK not in e.reason)
+            self._fail(f, e.reason, retry=not any(mark in e.reason for mark in DETERMINISTIC_MARKS))
             return
         t0 = time.perf_counter()
         try:

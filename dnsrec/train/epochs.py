@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dnsrec.errors import CheckpointError, Diverged
+from dnsrec.errors import CheckpointError, Diverged, NoBestEpoch
 from dnsrec.train import distributed
 from dnsrec.train.checkpoint import STAMP_KEY, ConfigStamp, load_checkpoint, save_checkpoint
 from dnsrec.train.engine import Engine
@@ -138,6 +138,10 @@ class EpochTask(ABC, Generic[S]):
         """Whether `epoch` may be chosen as the best."""
         return True
 
+    def nothing_selectable(self) -> str:
+        """Why no epoch was chosen when the loop ends without a best epoch (the run stops with this)."""
+        return f"no {self.label} had a finite validation {SELECTION_METRIC}"
+
     @abstractmethod
     def epoch_line(self) -> str:
         """The log line of the epoch just recorded and judged."""
@@ -222,6 +226,10 @@ class EpochLoop(Generic[S]):
         started = time.perf_counter() - self.task.state.seconds
         while (reason := self.task.stop_reason(time.perf_counter() - started)) is None:
             self._epoch(self.task.state.epoch + 1)
+        if self.task.state.best_epoch == 0:  # the caller would take the initial or the last weights as the best
+            raise NoBestEpoch(
+                f"{NoBestEpoch.MARK} the {self.task.name} stopped ({reason}): {self.task.nothing_selectable()}"
+            )
         return reason
 
     def _epoch(self, epoch: int) -> None:

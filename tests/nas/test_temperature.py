@@ -11,7 +11,7 @@ from tiny_runs import TINY_RUN
 from dnsrec.compose import compose
 from dnsrec.config.run import RunConfig
 from dnsrec.data import load_dataset
-from dnsrec.errors import ConfigError
+from dnsrec.errors import ConfigError, NoBestEpoch
 from dnsrec.evaluate import Evaluator
 from dnsrec.nas.controllers import Controllers, TemperatureSchedule
 from dnsrec.nas.search import SearchOutcome, search
@@ -123,6 +123,16 @@ def test_no_decision_is_taken_while_the_depth_is_held() -> None:
     frozen = ("search.epochs=4", "lr=1e-12", "search.arch_lr=1e-12")
     assert tiny_outcome(*frozen, "search.depth_hold=0.5").best_epoch == 3
     assert tiny_outcome(*frozen, "search.depth_hold=0").best_epoch == 1
+
+
+def test_no_decision_before_an_architecture_step_has_moved_the_depth() -> None:
+    # gowalla-100 at search.batch 512 takes 21 weight steps an epoch; with an architecture step every 30 the
+    # first one falls in epoch 2, so epoch 1 ends with alpha and beta untouched (its argmax a tie-break).
+    frozen = ("search.epochs=2", "lr=1e-12", "search.arch_lr=1e-12", "search.depth_hold=0", "search.arch_every=30")
+    assert tiny_outcome(*frozen).best_epoch == 2
+    # with one epoch there is no architecture step at all: no decision, said so, rather than a tie-break recorded
+    with pytest.raises(NoBestEpoch, match=r"no search epoch ended after an architecture step.*search\.arch_every=30"):
+        tiny_outcome("search.epochs=1", "search.arch_every=30")
 
 
 def test_depth_hold_of_the_whole_search_is_refused() -> None:

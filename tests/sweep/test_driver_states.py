@@ -22,7 +22,7 @@ import pytest
 from sweep_support import states, study_trials, sweep_args
 
 from dnsrec.compose import compose
-from dnsrec.errors import Diverged
+from dnsrec.errors import Diverged, NoBestEpoch
 from dnsrec.launch import JobFailed, JobState
 from dnsrec.results import RunFilter, open_store
 from dnsrec.run_result import RunResult
@@ -219,8 +219,15 @@ def test_a_failing_worker_fails_its_trial_with_the_reason_and_the_point_is_retri
     assert any(f"trial {failed.number} FAILED: {crash} -> retried as attempt 2" in e for e in sweep.events)
 
 
-def test_retries_run_out_and_a_diverged_run_is_not_retried(tmp_path: Path) -> None:
-    diverged = f"{Diverged.MARK} the training loss is nan at epoch 1"
+@pytest.mark.parametrize(
+    "diverged",
+    [
+        f"{Diverged.MARK} the training loss is nan at epoch 1",
+        f"{NoBestEpoch.MARK} the search stopped (epochs): no search epoch ended after an architecture step",
+    ],
+)
+def test_retries_run_out_and_a_diverged_run_is_not_retried(tmp_path: Path, diverged: str) -> None:
+    # diverged, or any failure the same point meets again (dnsrec.errors.DETERMINISTIC_MARKS)
 
     def scripts(n: int, config: dict[str, Any]) -> Script:
         return Script(fails="exited with code 1") if n < 2 else Script(fails=diverged) if n == 2 else OK
