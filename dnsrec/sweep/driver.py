@@ -198,7 +198,8 @@ class Driver:
         try:
             value = f.job.result()
         except JobFailed as e:
-            # A diverged run diverges again with the same point and seed: a retry would only spend its time.
+            # A diverged run (or one left without a best epoch) fails again with the same point and seed: a
+            # retry would only spend its time.
             self._fail(f, e.reason, retry=not any(mark in e.reason for mark in DETERMINISTIC_MARKS))
             return
         t0 = time.perf_counter()
