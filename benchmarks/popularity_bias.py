@@ -80,6 +80,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     datasets: dict[tuple[str, int | None], SequenceData] = {}
+    measured: dict[tuple[str, int | None], list[tuple[float, float, float, float]]] = {}  # pct, top, pop100, full
     print(f"run | model | test pop100 NDCG@10 | test full NDCG@10 | top-{args.k} popularity percentile | "
           f"top-{args.k} among the {TOP_POPULAR} most popular")  # fmt: skip
     try:
@@ -100,12 +101,27 @@ def main() -> None:
             )
             metrics = f"{test['pop100/ndcg@10']:.4f} | {test['full/ndcg@10']:.4f}"
             print(f"{run_dir} | {what} | {metrics} | {pct:.4f} | {top:.4f}")
+            measured.setdefault((name, max_len), []).append((pct, top, test["pop100/ndcg@10"], test["full/ndcg@10"]))
     except DNSRecError as e:
         raise SystemExit(f"popularity_bias: error: {e}") from e
-    for (name, _), data in datasets.items():
-        inputs = split_inputs(data, "test")
-        pct = popularity_percentile(data.popularity())[inputs.targets].mean()
-        print(f"{name}: the test targets' own mean popularity percentile {pct:.4f}")
+    for key, data in datasets.items():
+        summarise(key[0], data, np.array(measured[key]))
+
+
+def summarise(name: str, data: SequenceData, rows: np.ndarray) -> None:
+    """One dataset's runs together (`rows`: percentile, top share, test pop100, test full per run): the mean
+    and sd of the popularity figures and, from three runs on, the percentile's Pearson correlation with each
+    protocol's NDCG@10 across the runs; and the test targets' own mean percentile, for scale."""
+    sd = rows.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1])
+    print(
+        f"{name}, {len(rows)} runs: popularity percentile {rows[:, 0].mean():.4f} ± {sd[0]:.4f}, "
+        f"among the {TOP_POPULAR} most popular {rows[:, 1].mean():.4f} ± {sd[1]:.4f}"
+    )
+    if len(rows) >= 3:
+        pop100, full = (float(np.corrcoef(rows[:, 0], rows[:, j])[0, 1]) for j in (2, 3))
+        print(f"{name}: correlation of the percentile with test pop100 NDCG@10 {pop100:+.2f}, with full {full:+.2f}")
+    targets = popularity_percentile(data.popularity())[split_inputs(data, "test").targets]
+    print(f"{name}: the test targets' own mean popularity percentile {targets.mean():.4f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,15 @@ def test_popularity_of_recommendations_matches_a_per_user_loop() -> None:
     got = bias.popularity_of_recommendations(model, data, k, batch=7)  # batches that do not divide the users
     assert got[0] == pytest.approx(np.mean(pct), abs=1e-12)
     assert got[1] == np.mean(among)
+
+
+def test_summary_gives_mean_sd_and_correlations(capsys: pytest.CaptureFixture[str]) -> None:
+    data = toy_data()
+    rows = [(0.80, 0.30, 0.31, 0.09), (0.84, 0.35, 0.29, 0.10), (0.82, 0.32, 0.30, 0.11)]
+    bias.summarise("toy", data, np.array(rows))
+    out = capsys.readouterr().out
+    pct, top, pop100, full = (list(c) for c in zip(*rows, strict=True))
+    assert f"popularity percentile {statistics.mean(pct):.4f} ± {statistics.stdev(pct):.4f}" in out
+    assert f"among the 100 most popular {statistics.mean(top):.4f} ± {statistics.stdev(top):.4f}" in out
+    r_pop, r_full = statistics.correlation(pct, pop100), statistics.correlation(pct, full)
+    assert f"with test pop100 NDCG@10 {r_pop:+.2f}, with full {r_full:+.2f}" in out
