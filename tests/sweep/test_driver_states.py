@@ -220,17 +220,17 @@ def test_a_failing_worker_fails_its_trial_with_the_reason_and_the_point_is_retri
 
 
 @pytest.mark.parametrize(
-    "diverged",
+    "deterministic",
     [
         f"{Diverged.MARK} the training loss is nan at epoch 1",
         f"{NoBestEpoch.MARK} the search stopped (epochs): no search epoch ended after an architecture step",
     ],
 )
-def test_retries_run_out_and_a_diverged_run_is_not_retried(tmp_path: Path, diverged: str) -> None:
-    # diverged, or any failure the same point meets again (dnsrec.errors.DETERMINISTIC_MARKS)
+def test_retries_run_out_and_a_diverged_run_is_not_retried(tmp_path: Path, deterministic: str) -> None:
+    # a diverged run, or any failure the same point meets again (dnsrec.errors.DETERMINISTIC_MARKS)
 
     def scripts(n: int, config: dict[str, Any]) -> Script:
-        return Script(fails="exited with code 1") if n < 2 else Script(fails=diverged) if n == 2 else OK
+        return Script(fails="exited with code 1") if n < 2 else Script(fails=deterministic) if n == 2 else OK
 
     sweep = Sweep(tmp_path, "spent", trials=1, parallel=1, extra=("sweep.retries=1", "sweep.max_failures=5"))
     summary = sweep.drive(FakeLauncher(scripts=scripts))
@@ -243,7 +243,7 @@ def test_retries_run_out_and_a_diverged_run_is_not_retried(tmp_path: Path, diver
     assert third.params != first.params and third.user_attrs["attempt"] == 1  # a new point ...
     assert fourth.params != third.params  # ... that diverged: not asked again
     assert any(f"trial {second.number} FAILED: exited with code 1 (no retry left)" in e for e in sweep.events)
-    assert f"trial {third.number} FAILED: {diverged}" in sweep.events  # no retry offered
+    assert f"trial {third.number} FAILED: {deterministic}" in sweep.events  # no retry offered
 
 
 def test_a_result_that_is_not_the_trials_own_fails_it(tmp_path: Path) -> None:
