@@ -292,7 +292,7 @@ def _stamp() -> str:
 
 def add_results_parser(sub: Any) -> None:
     """`dnsrec results ...`: ingest run directories and query the results database."""
-    from dnsrec.results.actions import SELECTION_METRIC
+    from dnsrec.run_result import VALID_SELECTION_METRIC
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="URL", help="database URL (default $DNSREC_DB_URL or sqlite:///runs/dnsrec.db)")
@@ -307,7 +307,7 @@ def add_results_parser(sub: Any) -> None:
     metric = argparse.ArgumentParser(add_help=False)
     metric.add_argument(
         "--metric",
-        default=SELECTION_METRIC,
+        default=VALID_SELECTION_METRIC,
         help="what to select by: SPLIT/PROTOCOL/METRIC@K, higher is better (default: the validation metric the "
         "sweep optimises; the test value is shown beside it)",
     )

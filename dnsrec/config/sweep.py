@@ -10,6 +10,7 @@ from typing import Any
 
 from dnsrec.config import build, check, non_negative_int, one_of, positive_float, positive_int
 from dnsrec.config.sweep_space import Param, parse_space
+from dnsrec.run_result import VALID_SELECTION_METRIC
 
 OBJECTIVES = {"ndcg": "maximize", "flops": "minimize"}
 
@@ -45,7 +46,7 @@ class SweepConfig:
     parallel: int = dataclasses.field(default=2, metadata={"check": positive_int})  # trials in flight
     objectives: tuple[str, ...] = dataclasses.field(default=("ndcg", "flops"), metadata={"check": _objectives})
     flops_budget: float | None = dataclasses.field(default=None, metadata={"check": positive_float})
-    metric: str = dataclasses.field(default="valid/pop100/ndcg@10", metadata={"check": _metric})
+    metric: str = dataclasses.field(default=VALID_SELECTION_METRIC, metadata={"check": _metric})
     retries: int = dataclasses.field(default=2, metadata={"check": non_negative_int})  # per failed point
     max_failures: int | None = dataclasses.field(default=None, metadata={"check": positive_int})
     sampler: str = dataclasses.field(default="tpe", metadata={"check": one_of("tpe", "random", "grid")})

@@ -14,8 +14,7 @@ from dnsrec.results.errors import QueryError
 from dnsrec.results.filters import RunFilter
 from dnsrec.results.report import fmt, render_table, run_detail, runs_table
 from dnsrec.results.store import Pareto, ParetoPoint, ResultStore, open_store
-
-SELECTION_METRIC = "valid/pop100/ndcg@10"  # what sweeps optimise and early stopping watches
+from dnsrec.run_result import SELECTION_METRIC, VALID_SELECTION_METRIC
 
 
 def results_action(args: argparse.Namespace) -> int:
@@ -145,7 +144,9 @@ def plot(args: argparse.Namespace, store: ResultStore, where: RunFilter) -> None
         curves_figure(png, result)
     else:
         points = [
-            LambdaPoint(r.lam, r.metrics.get("valid/pop100/ndcg@10"), r.metrics.get("test/pop100/ndcg@10"), r.flops)
+            LambdaPoint(
+                r.lam, r.metrics.get(VALID_SELECTION_METRIC), r.metrics.get(f"test/{SELECTION_METRIC}"), r.flops
+            )
             for r in store.list_runs(where)
             if r.status == "COMPLETE" and r.lam is not None
         ]

@@ -32,12 +32,11 @@ import torch
 from torch import Tensor
 
 from dnsrec.errors import CheckpointError, Diverged, NoBestEpoch
+from dnsrec.run_result import SELECTION_METRIC
 from dnsrec.train import distributed
 from dnsrec.train.checkpoint import STAMP_KEY, ConfigStamp, load_checkpoint, save_checkpoint
 from dnsrec.train.engine import Engine
 from dnsrec.train.progress import Progress
-
-SELECTION_METRIC = "pop100/ndcg@10"  # docs/method.md: validation pop100 NDCG@10 picks the epoch
 
 
 def stop_if_diverged(value: float, what: str, where: str, hint: str) -> None:
