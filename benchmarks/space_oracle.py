@@ -31,9 +31,10 @@ from pathlib import Path
 
 import torch
 
+from dnsrec.config import SELECTION_METRIC
 from dnsrec.nas.architecture import Architecture
 from dnsrec.results.pareto import front
-from dnsrec.run_result import RESULT_FILE, SELECTION_METRIC, RunResult
+from dnsrec.run_result import RESULT_FILE, RunResult
 
 FULL_METRIC = "full/ndcg@10"
 

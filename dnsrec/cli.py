@@ -292,7 +292,7 @@ def _stamp() -> str:
 
 def add_results_parser(sub: Any) -> None:
     """`dnsrec results ...`: ingest run directories and query the results database."""
-    from dnsrec.run_result import VALID_SELECTION_METRIC
+    from dnsrec.config import VALID_SELECTION_METRIC
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="URL", help="database URL (default $DNSREC_DB_URL or sqlite:///runs/dnsrec.db)")

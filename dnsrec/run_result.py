@@ -20,11 +20,6 @@ from dnsrec.files import atomic_write_text
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
 
-# The one metric that chooses (docs/method.md): the best epoch of a search or a retraining on validation, and the
-# default objective of sweeps and `dnsrec results` queries, recorded as "valid/" + it.
-SELECTION_METRIC = "pop100/ndcg@10"
-VALID_SELECTION_METRIC = f"valid/{SELECTION_METRIC}"
-
 # What the metric keys' protocol prefixes mean, written into every result so a reader compares like with like.
 PROTOCOL_DESCRIPTIONS = {
     "pop100": "the paper's protocol: the held-out item ranked against 100 negatives sampled by popularity "

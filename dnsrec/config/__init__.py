@@ -25,6 +25,10 @@ MAX_GATE_LAYERS = 4  # gates.layers in 0..4 (paper section 3.7)
 ATTENTIONS = ("linear", "softmax")  # attention, model.attention: LinRec's linear attention or softmax
 DEFAULT_ATTENTION = "linear"
 DEFAULT_DROPOUT = 0.2  # dropout, model.dropout (paper Table 2)
+# The one metric that chooses (docs/method.md): the best epoch of a search or a retraining on validation, and the
+# default objective of sweeps and of `dnsrec results` queries, recorded as "valid/" + it.
+SELECTION_METRIC = "pop100/ndcg@10"
+VALID_SELECTION_METRIC = f"valid/{SELECTION_METRIC}"
 # The widths d and D of the transformer baselines (SASRec, FDSA, SASRecF): the paper trains them under one
 # setting on every dataset (docs/method.md "Baselines"). Each dataset preset names its baselines' widths
 # (`dnsrec.data.presets`, from these), which `dnsrec train` takes; here they are ModelConfig's defaults.

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dnsrec.config import build, check, non_negative_int, one_of, positive_float, positive_int
+from dnsrec.config import VALID_SELECTION_METRIC, build, check, non_negative_int, one_of, positive_float, positive_int
 from dnsrec.config.sweep_space import Param, parse_space
-from dnsrec.run_result import VALID_SELECTION_METRIC
 
 OBJECTIVES = {"ndcg": "maximize", "flops": "minimize"}
 

@@ -9,12 +9,12 @@ import json
 import sys
 from pathlib import Path
 
+from dnsrec.config import SELECTION_METRIC, VALID_SELECTION_METRIC
 from dnsrec.errors import DNSRecError
 from dnsrec.results.errors import QueryError
 from dnsrec.results.filters import RunFilter
 from dnsrec.results.report import fmt, render_table, run_detail, runs_table
 from dnsrec.results.store import Pareto, ParetoPoint, ResultStore, open_store
-from dnsrec.run_result import SELECTION_METRIC, VALID_SELECTION_METRIC
 
 
 def results_action(args: argparse.Namespace) -> int:

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dnsrec.config import SELECTION_METRIC
 from dnsrec.errors import CheckpointError, Diverged, NoBestEpoch
-from dnsrec.run_result import SELECTION_METRIC
 from dnsrec.train import distributed
 from dnsrec.train.checkpoint import STAMP_KEY, ConfigStamp, load_checkpoint, save_checkpoint
 from dnsrec.train.engine import Engine
