@@ -172,17 +172,13 @@ def main() -> None:
 
     chosen = searched_choices(args.searched)
     archs = space_architectures(args.dataset, args.overrides)
-    # Deepest first: the longest runs start first, so the pool's last minutes are not one long run alone.
+    # Deepest first: the long runs start first, so the pool's last minutes are not one long run alone.
     tasks = [(a.to_dict(), args.dataset, s, args.out, args.overrides) for s in args.seeds for a in reversed(archs)]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for done in pool.map(run_one, *zip(*tasks, strict=True)):
             print(f"finished {done}", file=sys.stderr, flush=True)
-    rows = [
-        standalone(
-            arch_name(a), [RunResult.read(args.out / f"{arch_name(a)}-seed{s}" / RESULT_FILE) for s in args.seeds]
-        )
-        for a in archs
-    ]
+    names = [arch_name(a) for a in archs]
+    rows = [standalone(n, [RunResult.read(args.out / f"{n}-seed{s}" / RESULT_FILE) for s in args.seeds]) for n in names]
     print(f"{args.dataset}, seeds {args.seeds}, overrides {args.overrides or 'none'}: {len(rows)} architectures")
     report(rows, chosen)
 
