@@ -18,6 +18,7 @@ T = TypeVar("T")
 # The choices of the method's config keys: one home, read by the validators below and by dnsrec.nas.
 RELAXATIONS = ("softmax", "gumbel", "hard")  # search.relax
 TAU_SCHEDULES = ("steps", "search")  # search.tau_schedule
+WEIGHT_EXITS = ("mixture", "each")  # search.weight_exits
 # search.method: DNS-Rec, or a NAS baseline over the same supernet (dnsrec.nas.methods; RecNAS is a reconstruction)
 SEARCH_METHODS = ("dnsrec", "darts", "proxyless", "recnas")
 RETRAIN_SHAPES = ("narrow", "wide")  # retrain.shape
@@ -239,6 +240,13 @@ class SearchConfig:
     # DNS-Rec's; a run config that leaves the key null gets its method's own (`depth_hold_of`: the baselines
     # move both).
     depth_hold: float = dataclasses.field(default=0.5, metadata={"check": _non_negative_float})
+    # What a weight step trains at the exits: "mixture" = Eq. 10's Y = sum_l q_l T^(l) under the controllers' q
+    # (the paper); "each" = every exit depth as its own model, the mean of the L exits' CE whatever q is (deep
+    # supervision). Under the mixture a deep exit's weights learn only as much as q holds of it, so once q leans
+    # shallow the supernet rates the deeper exits far below what they score alone (ML-100K: depth 3 0.24 against
+    # depth 1's 0.31 in the supernet, 0.35 and 0.33 retrained alone; docs/search-measurements.md, "Every
+    # architecture of the ML-100K space retrained alone"), and the depth decision is the search's, not the data's.
+    weight_exits: str = dataclasses.field(default="mixture", metadata={"check": one_of(*WEIGHT_EXITS)})
     # The search method over the supernet (docs/method.md "Baselines"): dnsrec (bilevel controllers, gates, the
     # L_t-scaled FLOPs term), or a NAS baseline without gates: darts (softmax mixture, no resource term), proxyless
     # (one sampled path per step, binarised path gradients, expected-FLOPs term), recnas (a reconstruction:

@@ -96,16 +96,22 @@ class SearchOutcome:
     trajectory: list[dict[str, Any]] = field(default_factory=list)
 
 
-def supernet_loss(placement: Placement, ce_chunk: int = DEFAULT_CHUNK_ELEMENTS) -> LossFn:
+def supernet_loss(placement: Placement, ce_chunk: int = DEFAULT_CHUNK_ELEMENTS, exits: str = "mixture") -> LossFn:
     """The weight-step loss as an engine's loss function: (supernet, inputs, targets, p, q, denominator=)
-    -> CE at every target position of a window batch, summed and divided by `denominator`."""
+    -> CE at every target position of a window batch, summed and divided by `denominator`. `exits`
+    (`search.weight_exits`): "mixture" scores Y = sum_l q_l T^(l) (Eq. 10); "each" scores every exit T^(l) as
+    its own model and takes the mean of the L losses, whatever q is."""
 
     def loss(
         supernet: Supernet, inputs: Tensor, targets: Tensor, p: Tensor, q: Tensor, *, denominator: float
     ) -> Tensor:
         with placement.autocast():
-            hidden = supernet(inputs, p, q)  # (B, N, d)
-        return positions_loss(hidden, supernet.output_weight, targets, placement, denominator, ce_chunk)
+            hidden = supernet.exits(inputs, p) if exits == "each" else [supernet(inputs, p, q)]  # each (B, N, d)
+        per_exit = denominator * len(hidden)
+        return cast(
+            Tensor,
+            sum(positions_loss(h, supernet.output_weight, targets, placement, per_exit, ce_chunk) for h in hidden),
+        )
 
     return loss
 
@@ -149,7 +155,7 @@ def search(
     controllers.to(placement.device)
     engine = make_engine(
         supernet,
-        supernet_loss(placement, train.ce_chunk),
+        supernet_loss(placement, train.ce_chunk, cfg.weight_exits),
         train,
         placement,
         batch=cfg.batch,

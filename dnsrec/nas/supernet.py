@@ -10,6 +10,8 @@ linear (docs/method.md). The output is Y = sum_l q_l T^(l) at every position (Eq
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor, nn
 
@@ -50,12 +52,24 @@ class Supernet(nn.Module):
         """(B, N) right-padded ids, p (L, m), q (L,) -> Y (B, N, d). With `last` (B,) positions: Y at those
         positions only, (B, d); the final layer then runs for that position alone (its keys and values
         still cover the sequence), as `SASRec.last_hidden` does (benchmarks/search_step_cost.py times both)."""
+        y: Tensor | None = None
+        for layer, t in enumerate(self._exits(seqs, p, last)):
+            y = q[layer] * t if y is None else y + q[layer] * t
+        assert y is not None  # a supernet has at least one layer
+        return y
+
+    def exits(self, seqs: Tensor, p: Tensor) -> list[Tensor]:
+        """(B, N) right-padded ids, p (L, m) -> [T^(1), ..., T^(L)], each (B, N, d): what every exit depth
+        outputs under the width mixture p, so `forward(seqs, p, q)` = sum_l q_l T^(l) (the weight step of
+        `search.weight_exits=each` trains each exit as its own model)."""
+        return list(self._exits(seqs, p, None))
+
+    def _exits(self, seqs: Tensor, p: Tensor, last: Tensor | None) -> Iterator[Tensor]:
         x = gate_in = self.embed(seqs)  # X, the gates' input, is the same for every layer
         key_mask = seqs > 0
         hidden_masks = p @ self.hidden_masks  # (L, d): the expected mask of each layer
         inner_masks = p @ self.inner_masks  # (L, D)
         rows = torch.arange(len(seqs), device=seqs.device)
-        y = torch.zeros_like(x if last is None else x[:, 0])
         for layer, block in enumerate(self.blocks):
             final = last is not None and layer == len(self.blocks) - 1
             x = block(
@@ -66,9 +80,7 @@ class Supernet(nn.Module):
                 hidden_mask=hidden_masks[layer],
                 inner_mask=inner_masks[layer],
             )
-            at_last = x if last is None else x[:, 0] if final else x[rows, last]
-            y = y + q[layer] * at_last
-        return y
+            yield x if last is None else x[:, 0] if final else x[rows, last]
 
     def score(self, seqs: Tensor, lengths: Tensor, p: Tensor, q: Tensor) -> Tensor:
         """(B, n_items + 1) scores from the soft mixture at each sequence's last real position."""
