@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from test_temperature import tiny_search
 from tiny_runs import TINY_RUN
 
