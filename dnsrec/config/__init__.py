@@ -19,6 +19,7 @@ T = TypeVar("T")
 RELAXATIONS = ("softmax", "gumbel", "hard")  # search.relax
 TAU_SCHEDULES = ("steps", "search")  # search.tau_schedule
 WEIGHT_EXITS = ("mixture", "each")  # search.weight_exits
+WEIGHT_WIDTHS = ("mixture", "uniform")  # search.weight_widths
 # search.method: DNS-Rec, or a NAS baseline over the same supernet (dnsrec.nas.methods; RecNAS is a reconstruction)
 SEARCH_METHODS = ("dnsrec", "darts", "proxyless", "recnas")
 RETRAIN_SHAPES = ("narrow", "wide")  # retrain.shape
@@ -247,6 +248,13 @@ class SearchConfig:
     # depth 1's 0.31 in the supernet, 0.35 and 0.33 retrained alone; docs/search-measurements.md, "Every
     # architecture of the ML-100K space retrained alone"), and the depth decision is the search's, not the data's.
     weight_exits: str = dataclasses.field(default="mixture", metadata={"check": one_of(*WEIGHT_EXITS)})
+    # The widths a weight step trains: "mixture" = the controllers' p, one expected mask per layer (the paper);
+    # "uniform" = one width drawn uniformly per weight step, one-hot (per layer with search.per_layer_alpha), so
+    # every width's weights train equally often whatever p says (Single-Path One-Shot's uniform sampling). Under
+    # the mixture, once p commits to a width the narrower ones are never trained alone: ML-100K's supernet rates
+    # width 128 above width 64 (0.32 against 0.29) where retrained alone width 64 is the better (0.338 against
+    # 0.315; docs/search-measurements.md, "Training every exit and every width").
+    weight_widths: str = dataclasses.field(default="mixture", metadata={"check": one_of(*WEIGHT_WIDTHS)})
     # The search method over the supernet (docs/method.md "Baselines"): dnsrec (bilevel controllers, gates, the
     # L_t-scaled FLOPs term), or a NAS baseline without gates: darts (softmax mixture, no resource term), proxyless
     # (one sampled path per step, binarised path gradients, expected-FLOPs term), recnas (a reconstruction:
@@ -279,6 +287,12 @@ class SearchConfig:
         check("search.flops_budget", self.flops_budget <= 1, "a fraction in (0, 1]", self.flops_budget)
         bound = self.max_flops
         check("search.max_flops", bound is None or bound <= 1, "null or a fraction in (0, 1]", bound)
+        check(
+            "search.weight_widths",
+            self.weight_widths == "mixture" or self.method in ("dnsrec", "darts"),
+            f"mixture with search.method={self.method} (it trains its own paths)",
+            self.weight_widths,
+        )
         check(
             "search.relax",
             self.relax == "softmax" or self.method == "dnsrec" or (self.method == "recnas" and self.relax == "gumbel"),

@@ -116,6 +116,14 @@ def supernet_loss(placement: Placement, ce_chunk: int = DEFAULT_CHUNK_ELEMENTS, 
     return loss
 
 
+def uniform_widths(controllers: Controllers, generator: torch.Generator | None = None) -> Tensor:
+    """A one-hot p (L, m) of widths drawn uniformly (`search.weight_widths=uniform`): one draw for every layer
+    under shared alpha, one per layer under per-layer alpha, whatever the controllers' p says."""
+    rows, m = controllers.alpha.shape
+    drawn = torch.randint(m, (rows,), generator=generator, device=controllers.alpha.device)
+    return torch.nn.functional.one_hot(drawn, m).to(controllers.alpha.dtype).expand(controllers.n_layers, -1)
+
+
 def weight_step(
     engine: Engine,
     controllers: Controllers,
@@ -124,12 +132,16 @@ def weight_step(
     batch_of: Callable[[np.ndarray], tuple[Tensor, Tensor]],
     step: int,
     generator: torch.Generator | None = None,
+    widths: str = "mixture",
 ) -> float:
     """One engine step on the supernet weights over the global batch `idx` (`batch_of(part)` gives a
     part's window inputs and targets); the relaxed architecture is a constant (no gradient to alpha/beta).
-    Returns the step's mean CE."""
+    `widths` (`search.weight_widths`): "mixture" trains the controllers' p, "uniform" one width drawn
+    uniformly from `generator` (the same on every rank). Returns the step's mean CE."""
     with torch.no_grad():
         p, q = controllers(step, generator=generator)
+        if widths == "uniform":
+            p = uniform_widths(controllers, generator)
     return engine.train_step(idx, counts, lambda part: (*batch_of(part), p, q))
 
 
@@ -280,7 +292,16 @@ class _Search(EpochTask[SearchState]):
 
     def step(self, idx: np.ndarray) -> float:
         state, samples = self.state, self.samples
-        loss = weight_step(self.engine, self.controllers, idx, samples.counts, samples.get, state.step, self.gumbel)
+        loss = weight_step(
+            self.engine,
+            self.controllers,
+            idx,
+            samples.counts,
+            samples.get,
+            state.step,
+            self.gumbel,
+            self.cfg.weight_widths,
+        )
         state.step += 1
         return loss
 

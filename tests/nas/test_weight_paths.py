@@ -1,4 +1,4 @@
-"""`search.weight_exits`: the weight step's loss over the supernet's exits, against a hand computation."""
+"""`search.weight_exits` and `search.weight_widths`: what a weight step trains, against hand computations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from tiny_runs import TINY_RUN
 from dnsrec.compose import compose
 from dnsrec.config.run import RunConfig
 from dnsrec.errors import ConfigError
-from dnsrec.nas.search import supernet_loss
+from dnsrec.nas.controllers import Controllers
+from dnsrec.nas.search import supernet_loss, uniform_widths
 from dnsrec.nas.space import SearchSpace
 from dnsrec.nas.supernet import Supernet
 from dnsrec.train.device import Placement
@@ -101,3 +102,31 @@ def test_a_search_trains_what_the_option_says() -> None:
     mixture, each = tiny_search("search.epochs=2"), tiny_search("search.epochs=2", "search.weight_exits=each")
     assert mixture[0]["loss"] != pytest.approx(each[0]["loss"], rel=1e-6)
     assert len(mixture) == len(each) == 2
+
+
+def test_uniform_widths_are_one_hot_and_drawn_evenly() -> None:
+    shared, per_layer = Controllers(4, 3), Controllers(4, 3, per_layer=True)
+    generator = torch.Generator().manual_seed(0)
+    draws = [uniform_widths(shared, generator) for _ in range(3000)]
+    for p in draws[:20]:
+        assert p.shape == (4, 3) and set(p.unique().tolist()) == {0.0, 1.0}
+        assert bool((p == p[0]).all()) and float(p[0].sum()) == 1.0  # one width for every layer
+    counts = torch.stack([p[0] for p in draws]).sum(0)
+    assert bool(((counts - 1000).abs() < 5 * (3000 * (1 / 3) * (2 / 3)) ** 0.5).all()), counts  # within 5 sd
+    rows = torch.stack([uniform_widths(per_layer, generator) for _ in range(200)])  # (200, 4, 3)
+    assert bool((rows.sum(-1) == 1).all())
+    assert bool((rows.argmax(-1) != rows.argmax(-1)[:, :1]).any())  # layers drawn apart
+
+
+def test_uniform_widths_train_other_widths_than_p_and_repeat_exactly() -> None:
+    mixture = tiny_search("search.epochs=2")
+    uniform = tiny_search("search.epochs=2", "search.weight_widths=uniform")
+    again = tiny_search("search.epochs=2", "search.weight_widths=uniform")
+    assert mixture[0]["loss"] != pytest.approx(uniform[0]["loss"], rel=1e-6)
+    assert [e["loss"] for e in uniform] == [e["loss"] for e in again]  # the draws come from the seeded generator
+    assert [e["alpha"] for e in uniform] == [e["alpha"] for e in again]
+
+
+def test_uniform_widths_are_refused_where_the_method_trains_its_own_paths() -> None:
+    with pytest.raises(ConfigError, match=r"search\.weight_widths': expected mixture with search\.method=recnas"):
+        RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.weight_widths=uniform", "search.method=recnas"]))
