@@ -1,6 +1,8 @@
 """Bilevel DNS-Rec search (paper §2.6.3, Eq. 14), first order, resumable at epoch ends.
 
-Every training batch: one weight step (supernet weights and gates, CE). Every f batches: one
+Every training batch: one weight step (supernet weights and gates, CE: of the q-mixture of the exits under
+the controllers' widths; of every exit with `search.weight_exits=each`, of one width drawn uniformly with
+`search.weight_widths=uniform`). Every f batches: one
 architecture step (alpha, beta) on a VALIDATION batch (option: the same training batch, as the published
 code does) with loss CE + lambda * L_RC, where L_RC = (L_t / L) * E[FLOPs] / (F_max - F_min) and L_t =
 argmax(beta) + 1 is a temporary hard selection refreshed at each architecture step, with no gradient
