@@ -3,9 +3,13 @@ with small models, so a whole run takes seconds on one core. One place, so every
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from dnsrec.nas.search import SearchOutcome
 
 # `dnsrec train`: a 1-layer SASRec, d = 16
 TINY_TRAIN = [
@@ -47,3 +51,30 @@ def assert_same_numbers(got: Any, want: Any, rel: float, where: str = "", abs_to
         assert got == pytest.approx(want, rel=rel, abs=abs_tol), f"{where}: {got} != {want}"
     else:
         assert got == want, f"{where}: {got!r} != {want!r}"
+
+
+def tiny_search(*extra: str, run_dir: Path | None = None) -> list[dict[str, Any]]:
+    """A tiny real search on gowalla-100 (one architecture step per weight step); its trajectory, and its
+    `search.pt` in `run_dir` when one is given."""
+    return tiny_outcome(*extra, run_dir=run_dir).trajectory
+
+
+def tiny_outcome(*extra: str, run_dir: Path | None = None) -> SearchOutcome:
+    """`tiny_search`'s whole outcome (decision epoch included)."""
+    from dnsrec.compose import compose  # here, not at the top: most importers of this module need no torch
+    from dnsrec.config.run import RunConfig
+    from dnsrec.data import load_dataset
+    from dnsrec.evaluate import Evaluator
+    from dnsrec.nas.controllers import Controllers
+    from dnsrec.nas.search import search
+    from dnsrec.nas.space import SearchSpace
+    from dnsrec.nas.supernet import Supernet
+
+    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.arch_every=1", *extra]))
+    data = load_dataset("gowalla-100")
+    space = SearchSpace(
+        data.n_items, data.max_len, d=16, inner=32, n_heads=4, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1
+    )
+    return search(
+        Supernet(space), Controllers(2, 3), data, Evaluator(data), cfg.search, cfg.train, run_dir, log=lambda _: None
+    )

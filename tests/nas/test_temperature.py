@@ -6,17 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import TINY_RUN
+from tiny_runs import TINY_RUN, tiny_outcome, tiny_search
 
 from dnsrec.compose import compose
 from dnsrec.config.run import RunConfig
-from dnsrec.data import load_dataset
 from dnsrec.errors import ConfigError, NoBestEpoch
-from dnsrec.evaluate import Evaluator
-from dnsrec.nas.controllers import Controllers, TemperatureSchedule
-from dnsrec.nas.search import SearchOutcome, search
-from dnsrec.nas.space import SearchSpace
-from dnsrec.nas.supernet import Supernet
+from dnsrec.nas.controllers import TemperatureSchedule
 
 
 def test_published_schedule_is_the_default() -> None:
@@ -29,25 +24,6 @@ def test_schedule_over_the_search_reaches_its_final_value_at_the_last_step() -> 
     assert tau(0) == tau(50) == 1.0  # held while only the weights train
     assert tau(150) == pytest.approx(0.55)  # halfway: (1 + 0.1) / 2
     assert tau(250) == pytest.approx(0.1) and tau(10**6) == pytest.approx(0.1)
-
-
-def tiny_search(*extra: str, run_dir: Path | None = None) -> list[dict]:  # type: ignore[type-arg]
-    """A tiny real search (one architecture step per weight step); its trajectory, and its `search.pt` in
-    `run_dir` when one is given."""
-    return tiny_outcome(*extra, run_dir=run_dir).trajectory
-
-
-def tiny_outcome(*extra: str, run_dir: Path | None = None) -> SearchOutcome:
-    """`tiny_search`'s whole outcome (decision epoch included)."""
-    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.arch_every=1", *extra]))
-    data = load_dataset("gowalla-100")
-    space = SearchSpace(
-        data.n_items, data.max_len, d=16, inner=32, n_heads=4, n_layers=2, pruning=(0.0, 0.5, 0.75), gate_layers=1
-    )
-    out = search(
-        Supernet(space), Controllers(2, 3), data, Evaluator(data), cfg.search, cfg.train, run_dir, log=lambda _: None
-    )
-    return out
 
 
 def test_warmup_epochs_train_weights_only_and_the_schedule_spans_the_rest() -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from test_temperature import tiny_search
-from tiny_runs import TINY_RUN
+from tiny_runs import TINY_RUN, tiny_search
 
 from dnsrec.compose import compose
 from dnsrec.config.run import RunConfig
