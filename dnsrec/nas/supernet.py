@@ -52,10 +52,10 @@ class Supernet(nn.Module):
         """(B, N) right-padded ids, p (L, m), q (L,) -> Y (B, N, d). With `last` (B,) positions: Y at those
         positions only, (B, d); the final layer then runs for that position alone (its keys and values
         still cover the sequence), as `SASRec.last_hidden` does (benchmarks/search_step_cost.py times both)."""
-        y: Tensor | None = None
-        for layer, t in enumerate(self._exits(seqs, p, last)):
-            y = q[layer] * t if y is None else y + q[layer] * t
-        assert y is not None  # a supernet has at least one layer
+        exits = self._exits(seqs, p, last)
+        y = q[0] * next(exits)  # a supernet has at least one layer
+        for layer, t in enumerate(exits, start=1):
+            y = y + q[layer] * t
         return y
 
     def exits(self, seqs: Tensor, p: Tensor) -> list[Tensor]:
