@@ -6,7 +6,8 @@ On the dataset's supernet (its preset d, D, N, L, pruning; one torch thread) it 
 - a weight step on `search.batch` training targets;
 - an architecture step on a VALIDATION batch of `search.arch_batch_size` users (the paper's form; each
   user's whole history goes through the supernet to score its last position; the final layer runs for that
-  position alone), and the same batch with the final layer run at every position (how it used to be done);
+  position alone), first in parts of `search.arch_part` positions (the default), then in one forward, then
+  with the final layer run at every position (how it used to be done);
 - an architecture step on the weight step's own training WINDOWS (`search.arch_batch=train`, scored at every
   target position);
 - the first `--prefix-targets` of those training targets expanded into one padded prefix each (how that
@@ -14,13 +15,16 @@ On the dataset's supernet (its preset d, D, N, L, pruning; one torch thread) it 
   windows' saving, on a part of the batch because the whole batch in that form needs too much memory (on
   ML-100K, 1,024 prefixes of up to 200 items ran out of 24 GiB).
 It prints seconds per step, the ratios to the weight step, the seconds per search epoch that each
-architecture-step form adds at `search.arch_every`, and the two training-batch forms' seconds per target.
+architecture-step form adds at `search.arch_every`, the process's peak resident memory after each row (the rows
+run in this order, so a row's peak is its own only where it exceeds every earlier row's: the parted step runs
+before the one-forward step for that reason), and the two training-batch forms' seconds per target.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import resource
 import statistics
 import sys
 import time
@@ -86,8 +90,9 @@ def main() -> None:
     a_opt = torch.optim.Adam(controllers.parameters(), lr=cfg.search.arch_lr)
     flops = candidate_flops(space)
 
-    def arch(batch: ArchBatch) -> None:
-        arch_step(supernet, controllers, a_opt, batch, 0, cfg.search.lam, flops, placement)
+    def arch(batch: ArchBatch, part_positions: int = 0) -> None:
+        lam = cfg.search.lam
+        arch_step(supernet, controllers, a_opt, batch, 0, lam, flops, placement, part_positions=part_positions)
 
     def weights(k: int) -> None:
         weight_step(engine, controllers, steps[k], samples.counts, samples.get, k)
@@ -103,26 +108,40 @@ def main() -> None:
     def prefix_form(k: int) -> None:
         arch(prefixes(window(k), n_prefix))
 
-    rows = [
-        ("weight step", seconds(weights, args.repeats), 0),
-        (f"arch step, validation batch ({valid.batch} users)", seconds(lambda k: arch(valid.get(k)), args.repeats), 1),
-        ("  the same, final layer at every position (old form)", seconds(every_position, args.repeats), 1),
-        ("arch step, training windows", seconds(lambda k: arch(window(k)), args.repeats), 1),
-        (f"arch step, one prefix per target (old form), {n_prefix} targets", seconds(prefix_form, args.repeats), None),
+    def peak_gib() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
+
+    part = cfg.search.arch_part
+
+    def parted(k: int) -> None:
+        arch(valid.get(k), part)
+
+    forms: list[tuple[str, Callable[[int], object], int | None]] = [
+        ("weight step", weights, 0),
+        (f"arch step, validation batch ({valid.batch} users), parts of {part} positions", parted, 1),
+        ("  the same batch in one forward", lambda k: arch(valid.get(k)), 1),
+        ("  the same, final layer at every position (old form)", every_position, 1),
+        ("arch step, training windows", lambda k: arch(window(k)), 1),
+        (f"arch step, one prefix per target (old form), {n_prefix} targets", prefix_form, None),
     ]  # fmt: skip
+    rows = [(name, seconds(fn, args.repeats), per_step, peak_gib()) for name, fn, per_step in forms]
     base = rows[0][1]
     per_epoch = len(steps) / cfg.search.arch_every
     print(
         f"{data.name}: d {space.d}, D {space.inner}, N {space.max_len}, L {space.n_layers}, "
         f"{len(steps)} weight steps of {cfg.search.batch} targets per epoch, an arch step every {cfg.search.arch_every}"
     )
-    print("step | s/step | x weight step | s per search epoch")
-    for name, s, per_step in rows:  # per_step: 0 weight step, 1 arch step, None a part of a batch only
+    print("step | s/step | x weight step | s per search epoch | peak RSS GiB so far")
+    for name, s, per_step, peak in rows:  # per_step: 0 weight step, 1 arch step, None a part of a batch only
         epoch = "-" if per_step is None else f"{s * (per_epoch if per_step else len(steps)):.1f}"
-        print(f"{name} | {s:.3f} | {s / base:.2f} | {epoch}")
-    print(f"validation batch, final layer at the last position only: {rows[2][1] / rows[1][1]:.2f}x faster")
-    per_target_old = rows[4][1] / n_prefix
-    per_target_new = rows[3][1] / statistics.mean(len(window(k)) for k in range(args.repeats + 1))
+        print(f"{name} | {s:.3f} | {s / base:.2f} | {epoch} | {peak:.2f}")
+    print(
+        f"validation batch in parts of {part} positions against one forward: {rows[1][1] / rows[2][1]:.2f}x the "
+        f"time, peak RSS {rows[1][3]:.2f} against {rows[2][3]:.2f} GiB"
+    )
+    print(f"validation batch, final layer at the last position only: {rows[3][1] / rows[2][1]:.2f}x faster")
+    per_target_old = rows[5][1] / n_prefix
+    per_target_new = rows[4][1] / statistics.mean(len(window(k)) for k in range(args.repeats + 1))
     print(
         f"seconds per target: training windows {per_target_new:.2e}, one prefix per target {per_target_old:.2e} "
         f"({per_target_old / per_target_new:.1f}x)"

@@ -72,6 +72,7 @@ NOT_IN_STAMP = frozenset(
         # with less memory may resume.
         "train.grad_accum",
         "train.micro_batch",
+        "search.arch_part",  # likewise the parts of one architecture step (dnsrec.nas.arch_step)
         # The engine: DeepSpeed runs the same Adam update as plain torch (dnsrec.train.engine), and each
         # engine refuses the other's checkpoint files with its own message when it loads them.
         "train.engine",

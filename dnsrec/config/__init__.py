@@ -215,6 +215,10 @@ class SearchConfig:
     # Validation sequences per architecture step; None = `batch` (the paper's 1,024). Each costs a whole
     # forward of its history for one target; 256 (the size the default was measured at) keeps CPU searches short.
     arch_batch_size: int | None = dataclasses.field(default=256, metadata={"check": positive_int})
+    # Positions (sequences x their length) per forward of an architecture step: a memory bound, the step is the
+    # same (the parts' gradients add up before the controllers step; dnsrec.nas.arch_step). 0 = the whole batch in
+    # one forward: on ML-100K (256 histories of up to 200 items) that peaked at 6 GB.
+    arch_part: int = dataclasses.field(default=1 << 12, metadata={"check": non_negative_int})
     layers: int = dataclasses.field(default=4, metadata={"check": positive_int})  # L
     heads: int = dataclasses.field(default=4, metadata={"check": positive_int})
     per_layer_alpha: bool = False

@@ -58,6 +58,24 @@ class ArchBatch:
     def __len__(self) -> int:
         return len(self.targets)
 
+    def parts(self, max_positions: int) -> list[ArchBatch]:
+        """The batch cut into parts of whole rows, each feeding at most `max_positions` positions (rows x
+        width) through the supernet, at least one row; 0 = the batch whole. A last-position part is cut to its
+        own longest history. Every scored target is in exactly one part, in the batch's order."""
+        n_rows, width = self.seqs.shape
+        per_part = n_rows if max_positions == 0 else max(1, max_positions // max(width, 1))
+        if per_part >= n_rows:
+            return [self]
+        parts = []
+        for start in range(0, n_rows, per_part):
+            keep = (self.rows >= start) & (self.rows < start + per_part)
+            cols = self.cols[keep]
+            seqs = self.seqs[start : start + per_part]
+            if self.one_per_row:
+                seqs = seqs[:, : int(cols.max()) + 1]
+            parts.append(ArchBatch(seqs, self.rows[keep] - start, cols, self.targets[keep], self.one_per_row))
+        return parts
+
 
 class ArchBatches:
     """Validation batches for architecture steps: batch k is a pure function of (seed, k), so a resumed
@@ -135,6 +153,7 @@ def arch_step(
     denominator: float | None = None,
     resource: bool = True,
     move_depth: bool = True,
+    part_positions: int = 0,
 ) -> tuple[Tensor, int]:
     """One step on alpha, beta: CE at the batch's scored positions + lambda * the controllers' resource term
     (DNS-Rec: L_RC, Eq. 13; a baseline's own, or none: `Controllers.resource_term`).
@@ -145,18 +164,34 @@ def arch_step(
     batch's number of targets, and `resource=True` on one rank only; the controllers' gradients are summed
     over ranks before the step, so every rank takes the same step. With `move_depth=False` (`search.depth_hold`)
     beta takes no step: its gradient is dropped, so Adam neither moves it nor counts the step in its moments.
+
+    `part_positions` (`search.arch_part`) bounds the positions of one forward: the batch runs in parts
+    (`ArchBatch.parts`), each part's CE divided by the whole batch's count and backpropagated to the relaxed
+    (p, q) at once, so only one part's activations are alive; the summed gradient of (p, q) then goes through the
+    controllers once. The step is the one-forward step's (the same sum, in another order of additions).
     Returns the local loss and the L_t used.
     """
     l_t = controllers.argmax_depth()
     p, q = controllers(step, generator=generator)
-    ce = arch_ce(supernet, p, q, batch, placement, denominator)
+    total = float(len(batch)) if denominator is None else denominator
+    p_in, q_in = p.detach().requires_grad_(), q.detach().requires_grad_()
+    ce = torch.zeros((), device=p.device)
+    for part in batch.parts(part_positions):
+        part_ce = arch_ce(supernet, p_in, q_in, part, placement, total)
+        if part_ce.requires_grad:
+            part_ce.backward()
+        ce = ce + part_ce.detach()
+    # The chain rule from the accumulated dCE/dp, dCE/dq through the relaxation (softmax, Gumbel, straight-through).
+    objective = sum(((x * x_in.grad).sum() for x, x_in in ((p, p_in), (q, q_in)) if x_in.grad is not None), ce)
     rc = controllers.resource_term(p, q, flops, l_t) if resource else None
-    loss = ce if rc is None else ce + lam * rc
+    if rc is not None:
+        objective = objective + lam * rc
     opt.zero_grad(set_to_none=True)
-    if loss.requires_grad:
-        loss.backward()
+    if objective.requires_grad:
+        objective.backward()
     distributed.all_reduce_grads_(controllers.parameters())
     if not move_depth:
         controllers.beta.grad = None
     opt.step()
+    loss = ce if rc is None else ce + lam * rc.detach()
     return loss.detach(), l_t

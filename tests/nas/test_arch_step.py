@@ -56,12 +56,16 @@ def tiny_supernet() -> tuple[Supernet, Controllers, Evaluator, TrainingSamples]:
     return supernet, controllers, Evaluator(data), TrainingSamples(data, "window", torch.device("cpu"))
 
 
-def step_gradient(supernet: Supernet, controllers: Controllers, batch: ArchBatch) -> list[torch.Tensor]:
+def step_gradient(
+    supernet: Supernet, controllers: Controllers, batch: ArchBatch, part_positions: int = 0
+) -> list[torch.Tensor]:
     """-(change of alpha, beta) under one SGD step of lr 1 = the step's gradient (CE only, lambda 0)."""
     before = [p.detach().clone() for p in controllers.parameters()]
     opt = torch.optim.SGD(controllers.parameters(), lr=1.0)
     flops = candidate_flops(supernet.space)
-    arch_step(supernet, controllers, opt, batch, 7, 0.0, flops, Placement.resolve("cpu", "fp32"), resource=False)
+    placement = Placement.resolve("cpu", "fp32")
+    arch_step(supernet, controllers, opt, batch, 7, 0.0, flops, placement,
+              resource=False, part_positions=part_positions)  # fmt: skip
     after = [p.detach().clone() for p in controllers.parameters()]
     with torch.no_grad():
         for p, b in zip(controllers.parameters(), before, strict=True):
@@ -87,16 +91,22 @@ def assert_close(got: list[torch.Tensor], want: list[torch.Tensor]) -> None:
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
 
 
-def test_validation_batch_scores_each_users_last_position() -> None:
+# 0: one forward of the whole batch; 1: a part per sequence; 50: several sequences per part (`search.arch_part`).
+PARTS = [0, 1, 50]
+
+
+@pytest.mark.parametrize("part_positions", PARTS)
+def test_validation_batch_scores_each_users_last_position(part_positions: int) -> None:
     supernet, controllers, evaluator, _ = tiny_supernet()
     batch = ArchBatches(evaluator, 12, 0, torch.device("cpu")).get(3)
     lengths = batch.cols + 1
     prefixes = [batch.seqs[r, : int(n)] for r, n in enumerate(lengths)]
     want = reference_gradient(supernet, controllers, prefixes, batch.targets.tolist())
-    assert_close(step_gradient(supernet, controllers, batch), want)
+    assert_close(step_gradient(supernet, controllers, batch, part_positions), want)
 
 
-def test_training_windows_equal_one_sample_per_prefix() -> None:
+@pytest.mark.parametrize("part_positions", PARTS)
+def test_training_windows_equal_one_sample_per_prefix(part_positions: int) -> None:
     supernet, controllers, _, samples = tiny_supernet()
     idx = np.flatnonzero(samples.counts >= 3)[:4]
     batch = ArchBatch.windows(*samples.get(idx))
@@ -105,7 +115,28 @@ def test_training_windows_equal_one_sample_per_prefix() -> None:
     assert len(batch) == len(rows) > len(idx)  # several targets per window
     prefixes = [inputs[r, : int(c) + 1] for r, c in zip(rows, cols, strict=True)]
     want = reference_gradient(supernet, controllers, prefixes, targets[rows, cols].tolist())
-    assert_close(step_gradient(supernet, controllers, batch), want)
+    assert_close(step_gradient(supernet, controllers, batch, part_positions), want)
+
+
+@pytest.mark.parametrize("form", ["valid", "train"])
+def test_parts_hold_every_scored_target_once_within_the_bound(form: str) -> None:
+    _, _, evaluator, samples = tiny_supernet()
+    if form == "valid":
+        batch = ArchBatches(evaluator, 12, 0, torch.device("cpu")).get(3)
+    else:
+        batch = ArchBatch.windows(*samples.get(np.flatnonzero(samples.counts >= 3)[:5]))
+    width = batch.seqs.shape[1]
+    parts = batch.parts(3 * width)
+    assert len(parts) == -(-len(batch.seqs) // 3) > 1
+    scored = [(int(r) + 3 * k, int(c), int(t)) for k, part in enumerate(parts) for r, c, t in
+              zip(part.rows, part.cols, part.targets, strict=True)]  # fmt: skip
+    assert scored == list(zip(batch.rows.tolist(), batch.cols.tolist(), batch.targets.tolist(), strict=True))
+    for k, part in enumerate(parts):
+        assert part.seqs.numel() <= 3 * width
+        assert torch.equal(part.seqs, batch.seqs[3 * k : 3 * k + 3, : part.seqs.shape[1]])
+        if form == "valid":  # cut to the part's own longest history
+            assert part.seqs.shape[1] == int(part.cols.max()) + 1
+    assert batch.parts(0) == [batch] and batch.parts(10**9) == [batch]
 
 
 def test_a_rank_share_is_the_rows_of_the_whole_batch() -> None:
@@ -176,19 +207,21 @@ def test_subnet_probe_scores_the_choice_as_its_compact_model(tmp_path: Path) -> 
 
 def test_search_step_cost_benchmark_prints_every_form(tmp_path: Path) -> None:
     """benchmarks/search_step_cost.py on the tiny supernet: one row per step form (timings not asserted)."""
-    tiny = ["dataset.d=16", "dataset.inner=32", "search.layers=2", "search.batch=256"]
+    tiny = ["dataset.d=16", "dataset.inner=32", "search.layers=2", "search.batch=256", "search.arch_part=512"]
     out = subprocess.run(
         [sys.executable, str(COST_SCRIPT), "--dataset", "gowalla-100", "--repeats", "1", "--", *tiny],
         capture_output=True, text=True, check=True, timeout=300,
     ).stdout  # fmt: skip
-    names = [line.split(" | ")[0] for line in out.splitlines() if line.count(" | ") == 3][1:]
+    names = [line.split(" | ")[0] for line in out.splitlines() if line.count(" | ") == 4][1:]
     assert names == [
         "weight step",
-        "arch step, validation batch (97 users)",
+        "arch step, validation batch (97 users), parts of 512 positions",
+        "  the same batch in one forward",
         "  the same, final layer at every position (old form)",
         "arch step, training windows",
         "arch step, one prefix per target (old form), 128 targets",
     ]
+    assert out.splitlines()[-3].startswith("validation batch in parts of 512 positions against one forward: ")
     assert out.splitlines()[-2].startswith("validation batch, final layer at the last position only: ")
     assert out.splitlines()[-1].startswith("seconds per target: training windows ")
 

@@ -26,7 +26,10 @@ TIMINGS = {"seconds", "train_seconds", "eval_seconds", "targets_per_second"}
 @pytest.mark.parametrize("case", sorted(RECORDED))
 def test_dnsrec_search_gives_the_numbers_of_before(case: str, tmp_path: Path) -> None:
     want = RECORDED[case]
-    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, *want["overrides"]]))
+    # The recording predates `search.arch_part`: in parts an architecture step is the same step up to the order of
+    # its additions (tests/nas/test_arch_step.py compares both forms to per-prefix references), but an epoch of
+    # search carries that last-bit difference to 1e-4 in alpha, so these cases run the step in one forward.
+    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, *want["overrides"], "search.arch_part=0"]))
     assert cfg.search.method == "dnsrec"
     r = dnsrec_run(cfg, tmp_path, log=lambda _: None)
     assert r.search is not None and r.notes == []

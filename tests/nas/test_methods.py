@@ -61,9 +61,9 @@ def one_hot_rows(x: torch.Tensor) -> bool:
 def test_proxyless_trains_exactly_one_path_per_step(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every forward of the supernet during a ProxylessNAS search (weight steps, architecture steps, the
     validation pass) gets a one-hot p (one candidate per layer) and a one-hot q (one exit depth)."""
-    cfg = RunConfig.from_mapping(
-        compose("run", [*TINY_RUN, "search.method=proxyless", "search.arch_every=2", "search.per_layer_alpha=true"])
-    )
+    # arch_part 0: one forward per architecture step, so the forwards count the steps
+    overrides = ["search.method=proxyless", "search.arch_every=2", "search.per_layer_alpha=true", "search.arch_part=0"]
+    cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, *overrides]))
     data = load_dataset("gowalla-100")
     space = search_method("proxyless").space(cfg.space(data))
     assert space.gate_layers == 0  # a baseline's supernet has no data-aware gates
