@@ -173,16 +173,12 @@ def arch_step(
     """
     l_t = controllers.argmax_depth()
     p, q = controllers(step, generator=generator)
-    total = float(len(batch)) if denominator is None else denominator
-    p_in, q_in = p.detach().requires_grad_(), q.detach().requires_grad_()
-    ce = torch.zeros((), device=p.device)
-    for part in batch.parts(part_positions):
-        part_ce = arch_ce(supernet, p_in, q_in, part, placement, total)
-        if part_ce.requires_grad:
-            part_ce.backward()
-        ce = ce + part_ce.detach()
-    # The chain rule from the accumulated dCE/dp, dCE/dq through the relaxation (softmax, Gumbel, straight-through).
-    objective = sum(((x * x_in.grad).sum() for x, x_in in ((p, p_in), (q, q_in)) if x_in.grad is not None), ce)
+    parts = batch.parts(part_positions)
+    if len(parts) == 1:  # one forward, its graph through the controllers (bit for bit the step before parts)
+        ce = objective = arch_ce(supernet, p, q, batch, placement, denominator)
+    else:
+        total = float(len(batch)) if denominator is None else denominator
+        ce, objective = _ce_in_parts(supernet, p, q, parts, placement, total)
     rc = controllers.resource_term(p, q, flops, l_t) if resource else None
     if rc is not None:
         objective = objective + lam * rc
@@ -193,5 +189,22 @@ def arch_step(
     if not move_depth:
         controllers.beta.grad = None
     opt.step()
-    loss = ce if rc is None else ce + lam * rc.detach()
+    loss = ce if rc is None else ce + lam * rc
     return loss.detach(), l_t
+
+
+def _ce_in_parts(
+    supernet: Supernet, p: Tensor, q: Tensor, parts: list[ArchBatch], placement: Placement, denominator: float
+) -> tuple[Tensor, Tensor]:
+    """The CE of a batch run in parts: each part's CE (over the whole batch's `denominator`) is backpropagated
+    to detached copies of p and q at once, freeing its activations; returns the CE and an objective whose
+    gradient through p and q (the relaxation: softmax, Gumbel, straight-through) is the CE's."""
+    p_in, q_in = p.detach().requires_grad_(), q.detach().requires_grad_()
+    ce = torch.zeros((), device=p.device)
+    for part in parts:
+        part_ce = arch_ce(supernet, p_in, q_in, part, placement, denominator)
+        if part_ce.requires_grad:
+            part_ce.backward()
+        ce = ce + part_ce.detach()
+    objective = sum(((x * x_in.grad).sum() for x, x_in in ((p, p_in), (q, q_in)) if x_in.grad is not None), ce)
+    return ce, objective
