@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/search_step_cost.py [--dataset ml-100k] [--repeats 3] [-- run overrides]
 
 On the dataset's supernet (its preset d, D, N, L, pruning; one torch thread) it times, in one process:
-- a weight step on `search.batch` training targets;
+- a weight step on `search.batch` training targets, and the same step training every exit
+  (`search.weight_exits=each`: L output projections instead of one);
 - an architecture step on a VALIDATION batch of `search.arch_batch_size` users (the paper's form; each
   user's whole history goes through the supernet to score its last position; the final layer runs for that
   position alone), first in parts of `search.arch_part` positions (the default), then in one forward, then
@@ -80,10 +81,20 @@ def main() -> None:
     placement = Placement.resolve("cpu", "fp32")
     torch.manual_seed(0)
     supernet, controllers = Supernet(space), Controllers(space.n_layers, space.m)
-    engine = make_engine(
-        supernet, supernet_loss(placement), cfg.train, placement, batch=cfg.search.batch, weight_decay=0.0
-    )
-    engine.set_training(True)
+    # One engine per weight-step loss over the same supernet (each with its own optimiser: only time is measured).
+    engines = {
+        exits: make_engine(
+            supernet,
+            supernet_loss(placement, exits=exits),
+            cfg.train,
+            placement,
+            batch=cfg.search.batch,
+            weight_decay=0.0,
+        )
+        for exits in ("mixture", "each")
+    }
+    for engine in engines.values():
+        engine.set_training(True)
     samples = TrainingSamples(data, "window", placement.device)
     steps = samples.steps(cfg.search.batch, np.random.default_rng(0), cfg.train.bucket)
     valid = ArchBatches(Evaluator(data), cfg.search.arch_batch_size or cfg.search.batch, 0, placement.device)
@@ -94,8 +105,11 @@ def main() -> None:
         lam = cfg.search.lam
         arch_step(supernet, controllers, a_opt, batch, 0, lam, flops, placement, part_positions=part_positions)
 
-    def weights(k: int) -> None:
-        weight_step(engine, controllers, steps[k], samples.counts, samples.get, k)
+    def weights(k: int, exits: str = "mixture") -> None:
+        weight_step(engines[exits], controllers, steps[k], samples.counts, samples.get, k)
+
+    def every_exit(k: int) -> None:
+        weights(k, "each")
 
     def window(k: int) -> ArchBatch:
         return ArchBatch.windows(*samples.get(steps[k]))
@@ -118,6 +132,7 @@ def main() -> None:
 
     forms: list[tuple[str, Callable[[int], object], int | None]] = [
         ("weight step", weights, 0),
+        ("  the same, every exit trained (search.weight_exits=each)", every_exit, 0),
         (f"arch step, validation batch ({valid.batch} users), parts of {part} positions", parted, 1),
         ("  the same batch in one forward", lambda k: arch(valid.get(k)), 1),
         ("  the same, final layer at every position (old form)", every_position, 1),
@@ -136,12 +151,13 @@ def main() -> None:
         epoch = "-" if per_step is None else f"{s * (per_epoch if per_step else len(steps)):.1f}"
         print(f"{name} | {s:.3f} | {s / base:.2f} | {epoch} | {peak:.2f}")
     print(
-        f"validation batch in parts of {part} positions against one forward: {rows[1][1] / rows[2][1]:.2f}x the "
-        f"time, peak RSS {rows[1][3]:.2f} against {rows[2][3]:.2f} GiB"
+        f"validation batch in parts of {part} positions against one forward: {rows[2][1] / rows[3][1]:.2f}x the "
+        f"time, peak RSS {rows[2][3]:.2f} against {rows[3][3]:.2f} GiB"
     )
-    print(f"validation batch, final layer at the last position only: {rows[3][1] / rows[2][1]:.2f}x faster")
-    per_target_old = rows[5][1] / n_prefix
-    per_target_new = rows[4][1] / statistics.mean(len(window(k)) for k in range(args.repeats + 1))
+    print(f"validation batch, final layer at the last position only: {rows[4][1] / rows[3][1]:.2f}x faster")
+    print(f"weight step training every exit: {rows[1][1] / rows[0][1]:.2f}x the time of the mixture's")
+    per_target_old = rows[6][1] / n_prefix
+    per_target_new = rows[5][1] / statistics.mean(len(window(k)) for k in range(args.repeats + 1))
     print(
         f"seconds per target: training windows {per_target_new:.2e}, one prefix per target {per_target_old:.2e} "
         f"({per_target_old / per_target_new:.1f}x)"

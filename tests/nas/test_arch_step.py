@@ -215,14 +215,16 @@ def test_search_step_cost_benchmark_prints_every_form(tmp_path: Path) -> None:
     names = [line.split(" | ")[0] for line in out.splitlines() if line.count(" | ") == 4][1:]
     assert names == [
         "weight step",
+        "  the same, every exit trained (search.weight_exits=each)",
         "arch step, validation batch (97 users), parts of 512 positions",
         "  the same batch in one forward",
         "  the same, final layer at every position (old form)",
         "arch step, training windows",
         "arch step, one prefix per target (old form), 128 targets",
     ]
-    assert out.splitlines()[-3].startswith("validation batch in parts of 512 positions against one forward: ")
-    assert out.splitlines()[-2].startswith("validation batch, final layer at the last position only: ")
+    assert out.splitlines()[-4].startswith("validation batch in parts of 512 positions against one forward: ")
+    assert out.splitlines()[-3].startswith("validation batch, final layer at the last position only: ")
+    assert out.splitlines()[-2].startswith("weight step training every exit: ")
     assert out.splitlines()[-1].startswith("seconds per target: training windows ")
 
 
