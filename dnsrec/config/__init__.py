@@ -20,6 +20,7 @@ RELAXATIONS = ("softmax", "gumbel", "hard")  # search.relax
 TAU_SCHEDULES = ("steps", "search")  # search.tau_schedule
 WEIGHT_EXITS = ("mixture", "each")  # search.weight_exits
 WEIGHT_WIDTHS = ("mixture", "uniform")  # search.weight_widths
+ARCH_EXITS = ("mixture", "each")  # search.arch_exits
 # search.method: DNS-Rec, or a NAS baseline over the same supernet (dnsrec.nas.methods; RecNAS is a reconstruction)
 SEARCH_METHODS = ("dnsrec", "darts", "proxyless", "recnas")
 RETRAIN_SHAPES = ("narrow", "wide")  # retrain.shape
@@ -259,6 +260,12 @@ class SearchConfig:
     # width 128 above width 64 (0.32 against 0.29) where retrained alone width 64 is the better (0.338 against
     # 0.315; docs/search-measurements.md, "Training every exit and every width").
     weight_widths: str = dataclasses.field(default="mixture", metadata={"check": one_of(*WEIGHT_WIDTHS)})
+    # What an architecture step scores at the exits: "mixture" = the CE of Eq. 10's Y = sum_l q_l T^(l) (the
+    # paper); "each" = the expected CE over the depths, sum_l q_l CE(T^(l)), so beta's gradient
+    # q_l (CE_l - sum_j q_j CE_j) moves the depth towards the exits that score best alone. The mixture of hidden
+    # states from different depths is never what a retrained model computes, and with search.weight_exits=each
+    # no weight step trains it either.
+    arch_exits: str = dataclasses.field(default="mixture", metadata={"check": one_of(*ARCH_EXITS)})
     # The search method over the supernet (docs/method.md "Baselines"): dnsrec (bilevel controllers, gates, the
     # L_t-scaled FLOPs term), or a NAS baseline without gates: darts (softmax mixture, no resource term), proxyless
     # (one sampled path per step, binarised path gradients, expected-FLOPs term), recnas (a reconstruction:
@@ -296,6 +303,12 @@ class SearchConfig:
             self.weight_widths == "mixture" or self.method in ("dnsrec", "darts"),
             f"mixture with search.method={self.method} (it trains its own paths)",
             self.weight_widths,
+        )
+        check(
+            "search.arch_exits",
+            self.arch_exits == "mixture" or self.method in ("dnsrec", "darts"),
+            f"mixture with search.method={self.method} (it scores its own paths)",
+            self.arch_exits,
         )
         check(
             "search.relax",

@@ -118,25 +118,35 @@ def arch_ce(
     batch: ArchBatch,
     placement: Placement,
     denominator: float | None = None,
+    exits: str = "mixture",
 ) -> Tensor:
-    """CE at the batch's scored positions as a function of the relaxed (p, q) (zero for an empty batch). The
-    supernet's weights enter as detached constants, so no weight receives a gradient (nor do an engine's
+    """CE at the batch's scored positions as a function of the relaxed (p, q) (zero for an empty batch): of the
+    q-mixture of the exits, or with `exits="each"` (`search.arch_exits`) the expected CE sum_l q_l CE(T^(l)).
+    The supernet's weights enter as detached constants, so no weight receives a gradient (nor do an engine's
     gradient hooks fire)."""
     if not len(batch):
         return torch.zeros((), device=p.device)
     weights = {name: w.detach() for name, w in supernet.named_parameters()}
+    each = exits == "each"
     with placement.autocast():
         if batch.one_per_row:
-            hidden = torch.func.functional_call(supernet, weights, (batch.seqs, p, q, batch.cols))
+            out = torch.func.functional_call(supernet, weights, (batch.seqs, p, q, batch.cols, each))
         else:
-            hidden = torch.func.functional_call(supernet, weights, (batch.seqs, p, q))[batch.rows, batch.cols]
-    return item_cross_entropy(
-        hidden,
-        supernet.output_weight.detach(),
-        batch.targets,
-        compute_dtype=placement.compute_dtype,
-        denominator=denominator,
-    )
+            out = torch.func.functional_call(supernet, weights, (batch.seqs, p, q, None, each))
+            out = out[:, batch.rows, batch.cols] if each else out[batch.rows, batch.cols]
+
+    def ce(hidden: Tensor) -> Tensor:
+        return item_cross_entropy(
+            hidden,
+            supernet.output_weight.detach(),
+            batch.targets,
+            compute_dtype=placement.compute_dtype,
+            denominator=denominator,
+        )
+
+    if not each:
+        return ce(out)
+    return sum((q[layer] * ce(h) for layer, h in enumerate(out)), torch.zeros((), device=p.device))
 
 
 def arch_step(
@@ -154,6 +164,7 @@ def arch_step(
     resource: bool = True,
     move_depth: bool = True,
     part_positions: int = 0,
+    exits: str = "mixture",
 ) -> tuple[Tensor, int]:
     """One step on alpha, beta: CE at the batch's scored positions + lambda * the controllers' resource term
     (DNS-Rec: L_RC, Eq. 13; a baseline's own, or none: `Controllers.resource_term`).
@@ -169,16 +180,17 @@ def arch_step(
     (`ArchBatch.parts`), each part's CE divided by the whole batch's count and backpropagated to the relaxed
     (p, q) at once, so only one part's activations are alive; the summed gradient of (p, q) then goes through the
     controllers once. The step is the one-forward step's (the same sum, in another order of additions).
+    `exits` (`search.arch_exits`): the CE of the q-mixture of the exits, or the expected CE over them (`arch_ce`).
     Returns the local loss and the L_t used.
     """
     l_t = controllers.argmax_depth()
     p, q = controllers(step, generator=generator)
     parts = batch.parts(part_positions)
     if len(parts) == 1:  # one forward, its graph through the controllers (bit for bit the step before parts)
-        ce = objective = arch_ce(supernet, p, q, batch, placement, denominator)
+        ce = objective = arch_ce(supernet, p, q, batch, placement, denominator, exits)
     else:
         total = float(len(batch)) if denominator is None else denominator
-        ce, objective = _ce_in_parts(supernet, p, q, parts, placement, total)
+        ce, objective = _ce_in_parts(supernet, p, q, parts, placement, total, exits)
     rc = controllers.resource_term(p, q, flops, l_t) if resource else None
     if rc is not None:
         objective = objective + lam * rc
@@ -194,7 +206,13 @@ def arch_step(
 
 
 def _ce_in_parts(
-    supernet: Supernet, p: Tensor, q: Tensor, parts: list[ArchBatch], placement: Placement, denominator: float
+    supernet: Supernet,
+    p: Tensor,
+    q: Tensor,
+    parts: list[ArchBatch],
+    placement: Placement,
+    denominator: float,
+    exits: str,
 ) -> tuple[Tensor, Tensor]:
     """The CE of a batch run in parts: each part's CE (over the whole batch's `denominator`) is backpropagated
     to detached copies of p and q at once, freeing its activations; returns the CE and an objective whose
@@ -202,7 +220,7 @@ def _ce_in_parts(
     p_in, q_in = p.detach().requires_grad_(), q.detach().requires_grad_()
     ce = torch.zeros((), device=p.device)
     for part in parts:
-        part_ce = arch_ce(supernet, p_in, q_in, part, placement, denominator)
+        part_ce = arch_ce(supernet, p_in, q_in, part, placement, denominator, exits)
         if part_ce.requires_grad:
             part_ce.backward()
         ce = ce + part_ce.detach()

@@ -343,6 +343,7 @@ class _Search(EpochTask[SearchState]):
                 resource=engine.rank == 0,
                 move_depth=step > self.depth_from,
                 part_positions=cfg.arch_part,
+                exits=cfg.arch_exits,
             )
         # alpha and beta are equal on every rank (summed gradients); a non-finite architecture loss on any
         # rank makes them non-finite too, so this one check stops every rank.

@@ -48,10 +48,16 @@ class Supernet(nn.Module):
         pos = torch.arange(seqs.shape[1], device=seqs.device)
         return self.drop(self.norm(self.item_emb(seqs) + self.pos_emb(pos)[None]))
 
-    def forward(self, seqs: Tensor, p: Tensor, q: Tensor, last: Tensor | None = None) -> Tensor:
+    def forward(
+        self, seqs: Tensor, p: Tensor, q: Tensor, last: Tensor | None = None, each_exit: bool = False
+    ) -> Tensor:
         """(B, N) right-padded ids, p (L, m), q (L,) -> Y (B, N, d). With `last` (B,) positions: Y at those
         positions only, (B, d); the final layer then runs for that position alone (its keys and values
-        still cover the sequence), as `SASRec.last_hidden` does (benchmarks/search_step_cost.py times both)."""
+        still cover the sequence), as `SASRec.last_hidden` does (benchmarks/search_step_cost.py times both).
+        With `each_exit`: every exit's output stacked, (L, B, N, d) or (L, B, d), q unused (an argument of
+        forward so `torch.func.functional_call` reaches it: `search.arch_exits=each`)."""
+        if each_exit:
+            return torch.stack(list(self._exits(seqs, p, last)))
         exits = self._exits(seqs, p, last)
         y = q[0] * next(exits)  # a supernet has at least one layer
         for layer, t in enumerate(exits, start=1):

@@ -57,7 +57,7 @@ def tiny_supernet() -> tuple[Supernet, Controllers, Evaluator, TrainingSamples]:
 
 
 def step_gradient(
-    supernet: Supernet, controllers: Controllers, batch: ArchBatch, part_positions: int = 0
+    supernet: Supernet, controllers: Controllers, batch: ArchBatch, part_positions: int = 0, exits: str = "mixture"
 ) -> list[torch.Tensor]:
     """-(change of alpha, beta) under one SGD step of lr 1 = the step's gradient (CE only, lambda 0)."""
     before = [p.detach().clone() for p in controllers.parameters()]
@@ -65,7 +65,7 @@ def step_gradient(
     flops = candidate_flops(supernet.space)
     placement = Placement.resolve("cpu", "fp32")
     arch_step(supernet, controllers, opt, batch, 7, 0.0, flops, placement,
-              resource=False, part_positions=part_positions)  # fmt: skip
+              resource=False, part_positions=part_positions, exits=exits)  # fmt: skip
     after = [p.detach().clone() for p in controllers.parameters()]
     with torch.no_grad():
         for p, b in zip(controllers.parameters(), before, strict=True):
@@ -74,14 +74,24 @@ def step_gradient(
 
 
 def reference_gradient(
-    supernet: Supernet, controllers: Controllers, prefixes: list[torch.Tensor], targets: list[int]
+    supernet: Supernet,
+    controllers: Controllers,
+    prefixes: list[torch.Tensor],
+    targets: list[int],
+    exits: str = "mixture",
 ) -> list[torch.Tensor]:
+    """Mixture: the CE of sum_l q_l T^(l); each: sum_l q_l CE(T^(l)), every exit read off `Supernet.exits`."""
     p, q = controllers(7)
     items = supernet.output_weight.detach()[1:]
     losses = []
     for prefix, target in zip(prefixes, targets, strict=True):
-        h = supernet(prefix[None], p, q)[0, -1]
-        losses.append(F.cross_entropy((h @ items.T)[None], torch.tensor([target - 1])))
+        label = torch.tensor([target - 1])
+        if exits == "mixture":
+            h = supernet(prefix[None], p, q)[0, -1]
+            losses.append(F.cross_entropy((h @ items.T)[None], label))
+        else:
+            outs = supernet.exits(prefix[None], p)
+            losses.append(sum(q[i] * F.cross_entropy((t[0, -1] @ items.T)[None], label) for i, t in enumerate(outs)))
     return list(torch.autograd.grad(torch.stack(losses).mean(), list(controllers.parameters())))
 
 
@@ -116,6 +126,29 @@ def test_training_windows_equal_one_sample_per_prefix(part_positions: int) -> No
     prefixes = [inputs[r, : int(c) + 1] for r, c in zip(rows, cols, strict=True)]
     want = reference_gradient(supernet, controllers, prefixes, targets[rows, cols].tolist())
     assert_close(step_gradient(supernet, controllers, batch, part_positions), want)
+
+
+@pytest.mark.parametrize("part_positions", [0, 50])
+@pytest.mark.parametrize("form", ["valid", "train"])
+def test_each_exit_scored_alone_is_the_expected_ce_over_depths(form: str, part_positions: int) -> None:
+    """`search.arch_exits=each`: the step's gradient is that of sum_l q_l CE(T^(l)), and not the mixture's."""
+    supernet, controllers, evaluator, samples = tiny_supernet()
+    with torch.no_grad():  # logits of a trained model's scale: at init's tiny logits the CE is nearly linear in
+        supernet.item_emb.weight.mul_(10)  # the hidden state and the two objectives' gradients nearly agree
+    if form == "valid":
+        batch = ArchBatches(evaluator, 12, 0, torch.device("cpu")).get(3)
+        prefixes = [batch.seqs[r, : int(c) + 1] for r, c in enumerate(batch.cols)]
+        targets = batch.targets.tolist()
+    else:
+        inputs, windows = samples.get(np.flatnonzero(samples.counts >= 3)[:4])
+        batch = ArchBatch.windows(inputs, windows)
+        rows, cols = (windows > 0).nonzero(as_tuple=True)
+        prefixes = [inputs[r, : int(c) + 1] for r, c in zip(rows, cols, strict=True)]
+        targets = windows[rows, cols].tolist()
+    got = step_gradient(supernet, controllers, batch, part_positions, exits="each")
+    assert_close(got, reference_gradient(supernet, controllers, prefixes, targets, exits="each"))
+    mixture = reference_gradient(supernet, controllers, prefixes, targets)
+    assert not torch.allclose(got[1], mixture[1], rtol=1e-2)  # the depth's gradient is another one
 
 
 @pytest.mark.parametrize("form", ["valid", "train"])

@@ -93,6 +93,8 @@ def test_each_trains_the_deepest_layer_where_the_mixture_gives_it_nothing() -> N
 def test_an_unknown_value_is_refused_by_key() -> None:
     with pytest.raises(ConfigError, match=r"search\.weight_exits': expected one of 'mixture', 'each', got 'all'"):
         RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.weight_exits=all"]))
+    with pytest.raises(ConfigError, match=r"search\.arch_exits': expected mixture with search.method=proxyless"):
+        RunConfig.from_mapping(compose("run", [*TINY_RUN, "search.arch_exits=each", "search.method=proxyless"]))
 
 
 def test_a_search_trains_what_the_option_says() -> None:
