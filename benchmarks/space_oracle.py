@@ -32,7 +32,9 @@ from pathlib import Path
 import torch
 
 from dnsrec.config import SELECTION_METRIC
+from dnsrec.files import appending_log
 from dnsrec.nas.architecture import Architecture
+from dnsrec.reproduce.stats import mean_sd_text
 from dnsrec.results.pareto import front
 from dnsrec.run_result import RESULT_FILE, RunResult
 
@@ -76,10 +78,7 @@ def run_one(arch: dict, dataset: str, seed: int, out: Path, extra: list[str]) ->
     cfg = RunConfig.from_mapping(compose("run", [f"dataset={dataset}", f"seed={seed}", "train.progress=false", *extra]))
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    def log(line: str) -> None:
-        with open(run_dir / "log.txt", "a") as f:
-            f.write(line + "\n")
-
+    log = appending_log(run_dir / "log.txt")
     retrain_run(architecture, cfg, run_dir, log)
     return str(run_dir)
 
@@ -129,11 +128,6 @@ def searched_choices(run_dirs: list[Path]) -> list[str]:
     return names
 
 
-def mean_std(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
-
-
 def report(rows: list[Standalone], chosen: list[str]) -> None:
     rows = sorted(rows, key=lambda r: (r.flops, r.name))
     ranks = validation_ranks(rows)
@@ -143,8 +137,8 @@ def report(rows: list[Standalone], chosen: list[str]) -> None:
     )
     for r in rows:
         print(
-            f"{r.name} | {r.flops / 1e6:.2f} | {mean_std(r.valid)} | {ranks[r.name]} | {mean_std(r.test)} | "
-            f"{mean_std(r.full)} | {chosen.count(r.name)}"
+            f"{r.name} | {r.flops / 1e6:.2f} | {mean_sd_text(r.valid)} | {ranks[r.name]} | {mean_sd_text(r.test)} | "
+            f"{mean_sd_text(r.full)} | {chosen.count(r.name)}"
         )
     on_front = front([(r.name, r.valid_mean, float(r.flops)) for r in rows])
     print(f"validation Pareto front (mean valid pop100 NDCG@10 up, FLOPs down), by FLOPs: {', '.join(on_front)}")

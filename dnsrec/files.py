@@ -90,3 +90,14 @@ def _umask() -> int:
 
 
 _UMASK_LOCK = threading.Lock()
+
+
+def appending_log(path: Path) -> Callable[[str], None]:
+    """A run's `log` callable that appends each line to `path` (a benchmark worker's run log): opened per line,
+    so what was logged before a crash is on disk."""
+
+    def log(line: str) -> None:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+    return log

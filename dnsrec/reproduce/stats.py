@@ -28,6 +28,14 @@ def summary(values: Sequence[float]) -> Summary:
     return Summary(len(a), float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else None)
 
 
+def mean_sd_text(values: Sequence[float]) -> str:
+    """'mean ± sample sd' to 4 decimals (sd 0 for one value), as the benchmarks print a metric over seeds."""
+    s = summary(values)
+    if s.mean is None:
+        raise ValueError("mean_sd_text: no values")
+    return f"{s.mean:.4f} ± {s.sd or 0.0:.4f}"
+
+
 def welch_p(ours: Sequence[float], other: Sequence[float]) -> float | None:
     """Two-sided Welch t-test (unequal variances) of `ours` against `other`: its p-value, or None where it is
     undefined (fewer than two values on a side, or no variance on either side)."""

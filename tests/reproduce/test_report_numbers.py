@@ -43,6 +43,14 @@ def test_summary_and_welch_equal_numpy_and_scipy() -> None:
     assert stats.summary([0.3]).sd is None
 
 
+def test_mean_sd_text_is_numpys_mean_and_sample_sd() -> None:
+    want = f"{np.mean(OURS_NDCG):.4f} ± {np.std(OURS_NDCG, ddof=1):.4f}"
+    assert stats.mean_sd_text(OURS_NDCG) == want == "0.3035 ± 0.0062"
+    assert stats.mean_sd_text([0.3]) == "0.3000 ± 0.0000"
+    with pytest.raises(ValueError, match="no values"):
+        stats.mean_sd_text([])
+
+
 def test_improvement_is_the_papers() -> None:
     # Table 6, Search & Retrain, MRR@10: (0.4207 - 0.4141) / 0.4141 = 1.59%
     assert stats.percent(stats.improvement(0.4207, 0.4141) or 0) == "1.6%"
