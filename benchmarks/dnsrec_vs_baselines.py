@@ -27,9 +27,32 @@ import numpy as np
 import torch
 
 from dnsrec.evaluate import RANKS_FILE, paired_bootstrap, per_user_ndcg, read_ranks
+from dnsrec.files import appending_log
+from dnsrec.reproduce.stats import mean_sd_text
 from dnsrec.run_result import RESULT_FILE, RunResult
 
 MODELS = ("dnsrec", "sasrec", "unpruned")
+# The overrides reach the SASRec baseline (`dnsrec train`) as follows: the retraining's early stop and batch under
+# the train config's names; the search's, the gates' and the compact model's own keys not at all (SASRec-LinRec
+# keeps the paper's baseline shape); everything else (dataset, data_dir, train.*) as given.
+RETRAIN_TO_TRAIN = {
+    "retrain.max_epochs": "train.max_epochs",
+    "retrain.patience": "train.patience",
+    "retrain.batch": "batch",
+}
+RUN_ONLY = ("search.", "gates.", "retrain.")
+
+
+def sasrec_overrides(extra: list[str]) -> list[str]:
+    """The run overrides `extra` as the SASRec baseline's `dnsrec train` takes them (RETRAIN_TO_TRAIN, RUN_ONLY)."""
+    out = []
+    for override in extra:
+        key, _, value = override.partition("=")
+        if key in RETRAIN_TO_TRAIN:
+            out.append(f"{RETRAIN_TO_TRAIN[key]}={value}")
+        elif not key.startswith(RUN_ONLY):
+            out.append(override)
+    return out
 
 
 def run_one(model: str, dataset: str, seed: int, out: Path, extra: list[str]) -> str:
@@ -46,13 +69,9 @@ def run_one(model: str, dataset: str, seed: int, out: Path, extra: list[str]) ->
     common = [f"dataset={dataset}", f"seed={seed}", "train.progress=false"]
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    def log(line: str) -> None:
-        with open(run_dir / "log.txt", "a") as f:
-            f.write(line + "\n")
-
+    log = appending_log(run_dir / "log.txt")
     if model == "sasrec":
-        train_extra = [e.replace("retrain.", "train.") for e in extra if not e.startswith("search.")]
-        train_run(TrainRunConfig.from_mapping(compose("train", common + train_extra)), run_dir, log)
+        train_run(TrainRunConfig.from_mapping(compose("train", common + sasrec_overrides(extra))), run_dir, log)
     else:
         cfg = RunConfig.from_mapping(compose("run", common + extra))
         if model == "dnsrec":
@@ -69,11 +88,6 @@ def run_one(model: str, dataset: str, seed: int, out: Path, extra: list[str]) ->
             )
             retrain_run(full, cfg, run_dir, log)
     return str(run_dir)
-
-
-def mean_std(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
 
 def main() -> None:
@@ -121,8 +135,8 @@ def main() -> None:
             " | ".join(
                 [
                     m,
-                    mean_std([r.metrics["test"]["pop100/ndcg@10"] for r in rs]),
-                    mean_std([r.metrics["test"]["full/ndcg@10"] for r in rs]),
+                    mean_sd_text([r.metrics["test"]["pop100/ndcg@10"] for r in rs]),
+                    mean_sd_text([r.metrics["test"]["full/ndcg@10"] for r in rs]),
                     f"{flops / 1e6:.2f}",
                     f"{statistics.mean(r.n_params for r in rs):,.0f}",
                     f"{inf:.2f}",
