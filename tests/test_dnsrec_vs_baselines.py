@@ -36,15 +36,10 @@ TINY = [
 
 
 def test_sasrec_gets_the_shared_overrides_under_its_own_names() -> None:
+    run_only = ["retrain.gate_layers=0", "retrain.shape=wide", "search.lam=0.01", "gates.layers=0"]
+    shared = ["train.precision=fp32", "dataset.d=16", "data_dir=/d"]
     got = bench.sasrec_overrides(
-        [
-            "retrain.max_epochs=3",
-            "retrain.patience=2",
-            "retrain.batch=512",
-            "retrain.gate_layers=0",
-            "retrain.shape=wide",
-        ]
-        + ["search.lam=0.01", "gates.layers=0", "train.precision=fp32", "dataset.d=16", "data_dir=/d"]
+        ["retrain.max_epochs=3", "retrain.patience=2", "retrain.batch=512", *run_only, *shared]
     )
     assert got == [
         "train.max_epochs=3",
