@@ -128,11 +128,12 @@ def arch_ce(
         return torch.zeros((), device=p.device)
     weights = {name: w.detach() for name, w in supernet.named_parameters()}
     each = exits == "each"
+    options = {"each_exit": True} if each else {}  # the mixture's call is the supernet's plain forward
     with placement.autocast():
         if batch.one_per_row:
-            out = torch.func.functional_call(supernet, weights, (batch.seqs, p, q, batch.cols, each))
+            out = torch.func.functional_call(supernet, weights, (batch.seqs, p, q, batch.cols), options)
         else:
-            out = torch.func.functional_call(supernet, weights, (batch.seqs, p, q, None, each))
+            out = torch.func.functional_call(supernet, weights, (batch.seqs, p, q), options)
             out = out[:, batch.rows, batch.cols] if each else out[batch.rows, batch.cols]
 
     def ce(hidden: Tensor) -> Tensor:
