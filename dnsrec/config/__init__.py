@@ -298,18 +298,17 @@ class SearchConfig:
         check("search.flops_budget", self.flops_budget <= 1, "a fraction in (0, 1]", self.flops_budget)
         bound = self.max_flops
         check("search.max_flops", bound is None or bound <= 1, "null or a fraction in (0, 1]", bound)
-        check(
-            "search.weight_widths",
-            self.weight_widths == "mixture" or self.method in ("dnsrec", "darts"),
-            f"mixture with search.method={self.method} (it trains its own paths)",
-            self.weight_widths,
-        )
-        check(
-            "search.arch_exits",
-            self.arch_exits == "mixture" or self.method in ("dnsrec", "darts"),
-            f"mixture with search.method={self.method} (it scores its own paths)",
-            self.arch_exits,
-        )
+        # ProxylessNAS samples its own paths and RecNAS prunes candidates: only the mixture methods take these.
+        for key, value, own in (
+            ("weight_widths", self.weight_widths, "trains"),
+            ("arch_exits", self.arch_exits, "scores"),
+        ):
+            check(
+                f"search.{key}",
+                value == "mixture" or self.method in ("dnsrec", "darts"),
+                f"mixture with search.method={self.method} (it {own} its own paths)",
+                value,
+            )
         check(
             "search.relax",
             self.relax == "softmax" or self.method == "dnsrec" or (self.method == "recnas" and self.relax == "gumbel"),

@@ -57,18 +57,18 @@ class Supernet(nn.Module):
         With `each_exit`: every exit's output stacked, (L, B, N, d) or (L, B, d), q unused (an argument of
         forward so `torch.func.functional_call` reaches it: `search.arch_exits=each`)."""
         if each_exit:
-            return torch.stack(list(self._exits(seqs, p, last)))
+            return torch.stack(self.exits(seqs, p, last))
         exits = self._exits(seqs, p, last)
         y = q[0] * next(exits)  # a supernet has at least one layer
         for layer, t in enumerate(exits, start=1):
             y = y + q[layer] * t
         return y
 
-    def exits(self, seqs: Tensor, p: Tensor) -> list[Tensor]:
-        """(B, N) right-padded ids, p (L, m) -> [T^(1), ..., T^(L)], each (B, N, d): what every exit depth
-        outputs under the width mixture p, so `forward(seqs, p, q)` = sum_l q_l T^(l) (the weight step of
-        `search.weight_exits=each` trains each exit as its own model)."""
-        return list(self._exits(seqs, p, None))
+    def exits(self, seqs: Tensor, p: Tensor, last: Tensor | None = None) -> list[Tensor]:
+        """(B, N) right-padded ids, p (L, m) -> [T^(1), ..., T^(L)], each (B, N, d) (with `last`: (B, d), as in
+        `forward`): what every exit depth outputs under the width mixture p, so `forward(seqs, p, q)` =
+        sum_l q_l T^(l) (the weight step of `search.weight_exits=each` trains each exit as its own model)."""
+        return list(self._exits(seqs, p, last))
 
     def _exits(self, seqs: Tensor, p: Tensor, last: Tensor | None) -> Iterator[Tensor]:
         x = gate_in = self.embed(seqs)  # X, the gates' input, is the same for every layer
