@@ -11,6 +11,8 @@ On the dataset's supernet (its preset d, D, N, L, pruning; one torch thread) it 
   with the final layer run at every position (how it used to be done);
 - an architecture step on the weight step's own training WINDOWS (`search.arch_batch=train`, scored at every
   target position);
+- both architecture-step forms scoring every exit alone (`search.arch_exits=each`: L CEs, one per exit, in
+  place of the CE of the exits' q-mixture), the validation batch in the default parts;
 - the first `--prefix-targets` of those training targets expanded into one padded prefix each (how that
   option used to be computed; the same loss, see tests/nas/test_arch_step.py): the reference for the
   windows' saving, on a part of the batch because the whole batch in that form needs too much memory (on
@@ -101,9 +103,11 @@ def main() -> None:
     a_opt = torch.optim.Adam(controllers.parameters(), lr=cfg.search.arch_lr)
     flops = candidate_flops(space)
 
-    def arch(batch: ArchBatch, part_positions: int = 0) -> None:
+    def arch(batch: ArchBatch, part_positions: int = 0, exits: str = "mixture") -> None:
         lam = cfg.search.lam
-        arch_step(supernet, controllers, a_opt, batch, 0, lam, flops, placement, part_positions=part_positions)
+        arch_step(
+            supernet, controllers, a_opt, batch, 0, lam, flops, placement, part_positions=part_positions, exits=exits
+        )
 
     def weights(k: int, exits: str = "mixture") -> None:
         weight_step(engines[exits], controllers, steps[k], samples.counts, samples.get, k)
@@ -130,6 +134,12 @@ def main() -> None:
     def parted(k: int) -> None:
         arch(valid.get(k), part)
 
+    def parted_each_exit(k: int) -> None:
+        arch(valid.get(k), part, "each")
+
+    def window_each_exit(k: int) -> None:
+        arch(window(k), exits="each")
+
     forms: list[tuple[str, Callable[[int], object], int | None]] = [
         ("weight step", weights, 0),
         ("  the same, every exit trained (search.weight_exits=each)", every_exit, 0),
@@ -138,6 +148,8 @@ def main() -> None:
         ("  the same, final layer at every position (old form)", every_position, 1),
         ("arch step, training windows", lambda k: arch(window(k)), 1),
         (f"arch step, one prefix per target (old form), {n_prefix} targets", prefix_form, None),
+        ("arch step, validation batch in parts, every exit scored (search.arch_exits=each)", parted_each_exit, 1),
+        ("arch step, training windows, every exit scored (search.arch_exits=each)", window_each_exit, 1),
     ]  # fmt: skip
     rows = [(name, seconds(fn, args.repeats), per_step, peak_gib()) for name, fn, per_step in forms]
     base = rows[0][1]
@@ -156,6 +168,10 @@ def main() -> None:
     )
     print(f"validation batch, final layer at the last position only: {rows[4][1] / rows[3][1]:.2f}x faster")
     print(f"weight step training every exit: {rows[1][1] / rows[0][1]:.2f}x the time of the mixture's")
+    print(
+        f"arch step scoring every exit against the mixture's: validation batch {rows[7][1] / rows[2][1]:.2f}x, "
+        f"training windows {rows[8][1] / rows[5][1]:.2f}x the time"
+    )
     per_target_old = rows[6][1] / n_prefix
     per_target_new = rows[5][1] / statistics.mean(len(window(k)) for k in range(args.repeats + 1))
     print(

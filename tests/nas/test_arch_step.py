@@ -254,10 +254,13 @@ def test_search_step_cost_benchmark_prints_every_form(tmp_path: Path) -> None:
         "  the same, final layer at every position (old form)",
         "arch step, training windows",
         "arch step, one prefix per target (old form), 128 targets",
+        "arch step, validation batch in parts, every exit scored (search.arch_exits=each)",
+        "arch step, training windows, every exit scored (search.arch_exits=each)",
     ]
-    assert out.splitlines()[-4].startswith("validation batch in parts of 512 positions against one forward: ")
-    assert out.splitlines()[-3].startswith("validation batch, final layer at the last position only: ")
-    assert out.splitlines()[-2].startswith("weight step training every exit: ")
+    assert out.splitlines()[-5].startswith("validation batch in parts of 512 positions against one forward: ")
+    assert out.splitlines()[-4].startswith("validation batch, final layer at the last position only: ")
+    assert out.splitlines()[-3].startswith("weight step training every exit: ")
+    assert out.splitlines()[-2].startswith("arch step scoring every exit against the mixture's: validation batch ")
     assert out.splitlines()[-1].startswith("seconds per target: training windows ")
 
 
