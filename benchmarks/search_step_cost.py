@@ -131,49 +131,55 @@ def main() -> None:
 
     part = cfg.search.arch_part
 
-    def parted(k: int) -> None:
-        arch(valid.get(k), part)
+    def parted(k: int, exits: str = "mixture") -> None:
+        arch(valid.get(k), part, exits)
 
-    def parted_each_exit(k: int) -> None:
-        arch(valid.get(k), part, "each")
-
-    def window_each_exit(k: int) -> None:
-        arch(window(k), exits="each")
-
-    forms: list[tuple[str, Callable[[int], object], int | None]] = [
-        ("weight step", weights, 0),
-        ("  the same, every exit trained (search.weight_exits=each)", every_exit, 0),
-        (f"arch step, validation batch ({valid.batch} users), parts of {part} positions", parted, 1),
-        ("  the same batch in one forward", lambda k: arch(valid.get(k)), 1),
-        ("  the same, final layer at every position (old form)", every_position, 1),
-        ("arch step, training windows", lambda k: arch(window(k)), 1),
-        (f"arch step, one prefix per target (old form), {n_prefix} targets", prefix_form, None),
-        ("arch step, validation batch in parts, every exit scored (search.arch_exits=each)", parted_each_exit, 1),
-        ("arch step, training windows, every exit scored (search.arch_exits=each)", window_each_exit, 1),
+    # (key the ratios below read, printed name, step, 0 weight step / 1 arch step / None a part of a batch only)
+    forms: list[tuple[str, str, Callable[[int], object], int | None]] = [
+        ("weight", "weight step", weights, 0),
+        ("weight_each", "  the same, every exit trained (search.weight_exits=each)", every_exit, 0),
+        ("parted", f"arch step, validation batch ({valid.batch} users), parts of {part} positions", parted, 1),
+        ("one_forward", "  the same batch in one forward", lambda k: arch(valid.get(k)), 1),
+        ("every_position", "  the same, final layer at every position (old form)", every_position, 1),
+        ("windows", "arch step, training windows", lambda k: arch(window(k)), 1),
+        ("prefix", f"arch step, one prefix per target (old form), {n_prefix} targets", prefix_form, None),
+        ("parted_each", "arch step, validation batch in parts, every exit scored (search.arch_exits=each)",
+         lambda k: parted(k, "each"), 1),
+        ("windows_each", "arch step, training windows, every exit scored (search.arch_exits=each)",
+         lambda k: arch(window(k), exits="each"), 1),
     ]  # fmt: skip
-    rows = [(name, seconds(fn, args.repeats), per_step, peak_gib()) for name, fn, per_step in forms]
-    base = rows[0][1]
+    secs: dict[str, float] = {}
+    peak: dict[str, float] = {}  # GiB, the process's peak after the row
+    for key, _, fn, _ in forms:
+        secs[key] = seconds(fn, args.repeats)
+        peak[key] = peak_gib()
     per_epoch = len(steps) / cfg.search.arch_every
     print(
         f"{data.name}: d {space.d}, D {space.inner}, N {space.max_len}, L {space.n_layers}, "
         f"{len(steps)} weight steps of {cfg.search.batch} targets per epoch, an arch step every {cfg.search.arch_every}"
     )
     print("step | s/step | x weight step | s per search epoch | peak RSS GiB so far")
-    for name, s, per_step, peak in rows:  # per_step: 0 weight step, 1 arch step, None a part of a batch only
+    for key, name, _, per_step in forms:
+        s = secs[key]
         epoch = "-" if per_step is None else f"{s * (per_epoch if per_step else len(steps)):.1f}"
-        print(f"{name} | {s:.3f} | {s / base:.2f} | {epoch} | {peak:.2f}")
+        print(f"{name} | {s:.3f} | {s / secs['weight']:.2f} | {epoch} | {peak[key]:.2f}")
     print(
-        f"validation batch in parts of {part} positions against one forward: {rows[2][1] / rows[3][1]:.2f}x the "
-        f"time, peak RSS {rows[2][3]:.2f} against {rows[3][3]:.2f} GiB"
+        f"validation batch in parts of {part} positions against one forward: "
+        f"{secs['parted'] / secs['one_forward']:.2f}x the time, "
+        f"peak RSS {peak['parted']:.2f} against {peak['one_forward']:.2f} GiB"
     )
-    print(f"validation batch, final layer at the last position only: {rows[4][1] / rows[3][1]:.2f}x faster")
-    print(f"weight step training every exit: {rows[1][1] / rows[0][1]:.2f}x the time of the mixture's")
     print(
-        f"arch step scoring every exit against the mixture's: validation batch {rows[7][1] / rows[2][1]:.2f}x, "
-        f"training windows {rows[8][1] / rows[5][1]:.2f}x the time"
+        f"validation batch, final layer at the last position only: "
+        f"{secs['every_position'] / secs['one_forward']:.2f}x faster"
     )
-    per_target_old = rows[6][1] / n_prefix
-    per_target_new = rows[5][1] / statistics.mean(len(window(k)) for k in range(args.repeats + 1))
+    print(f"weight step training every exit: {secs['weight_each'] / secs['weight']:.2f}x the time of the mixture's")
+    print(
+        f"arch step scoring every exit against the mixture's: validation batch "
+        f"{secs['parted_each'] / secs['parted']:.2f}x, "
+        f"training windows {secs['windows_each'] / secs['windows']:.2f}x the time"
+    )
+    per_target_old = secs["prefix"] / n_prefix
+    per_target_new = secs["windows"] / statistics.mean(len(window(k)) for k in range(args.repeats + 1))
     print(
         f"seconds per target: training windows {per_target_new:.2e}, one prefix per target {per_target_old:.2e} "
         f"({per_target_old / per_target_new:.1f}x)"
