@@ -355,6 +355,9 @@ def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = pr
             )
 
     with _running("retrain", cfg, run_dir, log, check=check, architecture=arch.to_dict()) as run:
+        # The un-pruned supernet is the one the architecture was searched in: its gate depth is the file's
+        # (a search writes its own gates.layers there), not this run's gates.layers, which a retrain never uses.
+        searched_in = dataclasses.replace(cfg.space(run.data), gate_layers=arch.gate_layers)
         arch = retrained_architecture(arch, cfg.retrain.gate_layers)
         space = cfg.space(run.data)
         compact = build_compact(arch, space, cfg.retrain.shape)
@@ -362,7 +365,14 @@ def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = pr
             compact, run.data, run.evaluator, cfg.retrain_train(), run_dir=run_dir, log=run.log, stamp=run.stamp
         )
         result = _result(
-            "retrain", cfg, compact, outcome, run, run_dir, **_unpruned_figures(space), architecture=arch.to_dict()
+            "retrain",
+            cfg,
+            compact,
+            outcome,
+            run,
+            run_dir,
+            **_unpruned_figures(searched_in),
+            architecture=arch.to_dict(),
         )
         _write(result, run_dir)
         return result

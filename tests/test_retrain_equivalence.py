@@ -26,6 +26,13 @@ def test_scratch_run_equals_retraining_its_architecture_alone(tmp_path: Path) ->
     alone = retrain_run(arch, cfg, tmp_path / "retrain", **QUIET)
     assert alone.metrics == whole.metrics and alone.n_params == whole.n_params
     assert alone.flops["supernet"] == whole.flops["supernet"] and alone.supernet_params == whole.supernet_params
+    # the un-pruned supernet recorded is the one the file was searched in (gates.layers=2 here), whatever the
+    # retrain's own gates.layers says (a retrain builds no supernet and reads no gates.layers)
+    gateless_cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, "retrain.init=scratch", "gates.layers=0"]))
+    assert arch.gate_layers == cfg.gates.layers != gateless_cfg.gates.layers
+    alone_gateless = retrain_run(arch, gateless_cfg, tmp_path / "retrain-gateless", **QUIET)
+    assert alone_gateless.flops["supernet"] == whole.flops["supernet"]
+    assert alone_gateless.supernet_params == whole.supernet_params
     # and transfer differs (else the check could not tell the two initialisations apart)
     transfer_cfg = RunConfig.from_mapping(compose("run", [*TINY_RUN, "retrain.init=transfer"]))
     transfer = dnsrec_run(transfer_cfg, tmp_path / "transfer", **QUIET)
