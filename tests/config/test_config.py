@@ -86,3 +86,25 @@ def test_a_train_key_that_another_key_sets_is_refused(stage: str, override: str,
         ConfigError, match=f"config key '{re.escape(key)}' has no effect here: set {re.escape(instead)}"
     ):
         make(compose(stage, [override]))
+
+
+def test_the_compact_experiment_changes_exactly_its_five_search_keys_and_the_gates() -> None:
+    """`+experiment=compact` (sweeps/experiment/compact.yaml, the configuration measured against the issue's bars)
+    composes to a valid run config that differs from the defaults in exactly the keys the file names."""
+
+    def flat(cfg: RunConfig) -> dict[str, object]:
+        raw = dataclasses.asdict(cfg)
+        return {f"{group}.{k}": v for group, keys in raw.items() if isinstance(keys, dict) for k, v in keys.items()}
+
+    for dataset in ("ml-100k", "gowalla-1k"):
+        default = flat(RunConfig.from_mapping(compose("run", [f"dataset={dataset}"])))
+        compact = flat(RunConfig.from_mapping(compose("run", [f"dataset={dataset}", "+experiment=compact"])))
+        changed = {k: compact[k] for k in compact if compact[k] != default[k]}
+        assert changed == {
+            "gates.layers": 0,
+            "search.lam": 0.01,
+            "search.weight_exits": "each",
+            "search.weight_widths": "uniform",
+            "search.arch_exits": "each",
+            "search.max_flops": 0.25,
+        }, dataset
