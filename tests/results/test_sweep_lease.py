@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -40,6 +41,29 @@ def _refusal(err: str, name: str, pid: int) -> None:
     assert lines[0].startswith(REFUSAL.format(name=name, pid=pid, host=socket.gethostname())), err
 
 
+def _freeze_outside_a_write(proc: subprocess.Popen[str], db_url: str) -> None:
+    """SIGSTOP `proc` at a moment it holds no SQLite write lock. Frozen inside a write transaction (a heartbeat,
+    a trial's state) it would keep the file locked for as long as it is stopped, and the second driver would
+    then fail on the busy timeout ("database is locked") before it could read the lease: a state no live
+    driver stays in, which the test's freeze would otherwise create by chance on a loaded machine. PostgreSQL
+    readers are not blocked by a writer, so there the first SIGSTOP is kept."""
+    for _ in range(50):
+        os.kill(proc.pid, signal.SIGSTOP)
+        if not db_url.startswith("sqlite:///"):
+            return
+        probe = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=0.5)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # locked by the frozen driver: let it finish the write, try again
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.2)
+        finally:
+            probe.close()
+    raise AssertionError(f"the first driver held the SQLite write lock at each of 50 tries ({db_url})")
+
+
 def test_a_second_driver_is_refused_while_the_first_runs_a_trial(db_url: str, tmp_path: Path) -> None:
     # The first driver is frozen (SIGSTOP) once it has submitted a trial, so it is still mid-sweep, holding
     # its lease, whenever the second one gets going: on a loaded machine the tiny sweep otherwise finished
@@ -48,7 +72,7 @@ def test_a_second_driver_is_refused_while_the_first_runs_a_trial(db_url: str, tm
     first = start_dnsrec(args, tmp_path, env)
     seen: list[str] = []
     wait_for_line(first, r"trial 0 submitted as job", seen, timeout=180)
-    os.kill(first.pid, signal.SIGSTOP)
+    _freeze_outside_a_write(first, db_url)
     try:
         second = dnsrec(args, tmp_path, env, timeout=120)
     finally:
