@@ -357,9 +357,9 @@ def retrain_run(arch: Architecture, cfg: RunConfig, run_dir: Path, log: Log = pr
     with _running("retrain", cfg, run_dir, log, check=check, architecture=arch.to_dict()) as run:
         # The un-pruned supernet is the one the architecture was searched in: its gate depth is the file's
         # (a search writes its own gates.layers there), not this run's gates.layers, which a retrain never uses.
-        searched_in = dataclasses.replace(cfg.space(run.data), gate_layers=arch.gate_layers)
-        arch = retrained_architecture(arch, cfg.retrain.gate_layers)
         space = cfg.space(run.data)
+        searched_in = dataclasses.replace(space, gate_layers=arch.gate_layers)
+        arch = retrained_architecture(arch, cfg.retrain.gate_layers)
         compact = build_compact(arch, space, cfg.retrain.shape)
         outcome = fit(
             compact, run.data, run.evaluator, cfg.retrain_train(), run_dir=run_dir, log=run.log, stamp=run.stamp

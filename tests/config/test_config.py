@@ -11,6 +11,7 @@ from dnsrec.compose import compose
 from dnsrec.config import TrainConfig, build
 from dnsrec.config.run import RunConfig, TrainRunConfig
 from dnsrec.errors import ConfigError, DNSRecError
+from dnsrec.reproduce.points import flat
 
 
 def test_defaults_compose_and_validate() -> None:
@@ -92,13 +93,12 @@ def test_the_compact_experiment_changes_exactly_its_five_search_keys_and_the_gat
     """`+experiment=compact` (sweeps/experiment/compact.yaml, the configuration measured against the issue's bars)
     composes to a valid run config that differs from the defaults in exactly the keys the file names."""
 
-    def flat(cfg: RunConfig) -> dict[str, object]:
-        raw = dataclasses.asdict(cfg)
-        return {f"{group}.{k}": v for group, keys in raw.items() if isinstance(keys, dict) for k, v in keys.items()}
+    def flat_config(cfg: RunConfig) -> dict[str, object]:
+        return flat(dataclasses.asdict(cfg))
 
     for dataset in ("ml-100k", "gowalla-1k"):
-        default = flat(RunConfig.from_mapping(compose("run", [f"dataset={dataset}"])))
-        compact = flat(RunConfig.from_mapping(compose("run", [f"dataset={dataset}", "+experiment=compact"])))
+        default = flat_config(RunConfig.from_mapping(compose("run", [f"dataset={dataset}"])))
+        compact = flat_config(RunConfig.from_mapping(compose("run", [f"dataset={dataset}", "+experiment=compact"])))
         changed = {k: compact[k] for k in compact if compact[k] != default[k]}
         assert changed == {
             "gates.layers": 0,
