@@ -38,6 +38,20 @@ VALID_SELECTION_METRIC = f"valid/{SELECTION_METRIC}"
 BASELINE_D, BASELINE_INNER = 128, 256
 
 
+def dotted_keys(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as flat dotted keys (`{"search": {"lam": 0.1}}` -> `{"search.lam": 0.1}`): the one form in
+    which configs are compared (resume stamps, reproduce points, `dnsrec results compare`). An empty mapping
+    stays a value under its key, so no key vanishes; other values are returned as they are."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(dotted_keys(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
 def check(key: str, ok: bool, expected: str, value: Any) -> None:
     if not ok:
         raise ConfigError(f"config key '{key}': expected {expected}, got {value!r}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dnsrec.compose import compose
+from dnsrec.config import dotted_keys
 from dnsrec.config.run import RUN_KEYS_BEFORE_THEY_EXISTED
 from dnsrec.errors import ConfigError
 from dnsrec.reproduce.tables import Row, TableSpec
@@ -55,17 +56,6 @@ class Point:
         return root / dataset / f"{self.stage}-{slug}-s{self.seed}-{digest}"
 
 
-def flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in config.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping) and v:
-            out.update(flat(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def typed_config(command: str, raw: Mapping[str, Any]) -> Any:
     """The typed config (`TrainRunConfig` or `RunConfig`) of a run of `command`; ConfigError if refused."""
     from dnsrec.config.run import RunConfig, TrainRunConfig
@@ -78,7 +68,7 @@ def typed_identity(command: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     plain = json.loads(
         json.dumps(dataclasses.asdict(typed_config(command, raw)))
     )  # tuples -> lists, as result.json holds it
-    return {k: v for k, v in flat(plain).items() if k not in IGNORED}
+    return {k: v for k, v in dotted_keys(plain).items() if k not in IGNORED}
 
 
 class Planner:
@@ -88,7 +78,7 @@ class Planner:
     def __init__(self, dataset: str, extra: Iterable[str] = ()) -> None:
         self.dataset = dataset
         base = {c: compose(c, [f"dataset={dataset}"]) for c in ("run", "train")}
-        self.keys = {c: set(flat(raw)) for c, raw in base.items()}
+        self.keys = {c: set(dotted_keys(raw)) for c, raw in base.items()}
         # What a recorded run without a key (one added later) ran with: the key's default, unless the key came
         # with a default other than the behaviour before it (RUN_KEYS_BEFORE_THEY_EXISTED).
         defaults = {c: typed_identity(c, raw) for c, raw in base.items()}
@@ -135,7 +125,7 @@ class Planner:
         """Whether a run of `stage` with the stored config `recorded` is this point."""
         if point.identity is None or stage != point.stage:
             return False
-        have = {k: v for k, v in flat(recorded).items() if k not in IGNORED}
+        have = {k: v for k, v in dotted_keys(recorded).items() if k not in IGNORED}
         before = self.unrecorded[point.stage]
         for key, want in point.identity.items():
             if key in have:

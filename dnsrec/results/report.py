@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from dnsrec.config import dotted_keys
 from dnsrec.results.views import ARCH_FIELDS, RUN_FIELDS, RunView
 
 # What `list` shows besides the sort key: short headers for the key parameters and headline numbers.
@@ -62,15 +63,6 @@ def run_detail(run: RunView) -> str:
     return "\n".join(lines)
 
 
-def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(config, dict):
-        return {prefix: config}
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        out |= _flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
-    return out
-
-
 def comparison_rows(runs: Sequence[RunView]) -> list[tuple[str, list[Any]]]:
     """Side by side: identity, FLOPs and parameters, every metric, then the config keys that differ."""
     always = ["status", "stage", "method", "dataset", "sweep", "trial", "flops", "scoring_flops", "params"]
@@ -78,7 +70,7 @@ def comparison_rows(runs: Sequence[RunView]) -> list[tuple[str, list[Any]]]:
     rows = [(name, [run.value(name) for run in runs]) for name in always]
     metrics = sorted({name for run in runs for name in run.metrics})
     rows += [(name, [run.metrics.get(name) for run in runs]) for name in metrics]
-    configs = [_flatten(run.config) for run in runs]
+    configs = [dotted_keys(run.config) for run in runs]
     for key in sorted({k for c in configs for k in c}):
         values = [c.get(key) for c in configs]
         if any(v != values[0] for v in values):

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from dnsrec.config import dotted_keys
 from dnsrec.errors import CheckpointError, ConfigMismatch
 from dnsrec.files import atomic_write, atomic_write_text
 
@@ -36,7 +37,7 @@ class ConfigStamp:
 
     @staticmethod
     def of(config: Mapping[str, Any], exclude: frozenset[str] = frozenset()) -> ConfigStamp:
-        return ConfigStamp(_plain_json({k: v for k, v in _flat(config).items() if k not in exclude}))
+        return ConfigStamp(_plain_json({k: v for k, v in dotted_keys(config).items() if k not in exclude}))
 
     @property
     def hash(self) -> str:
@@ -44,7 +45,7 @@ class ConfigStamp:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def with_values(self, **more: Any) -> ConfigStamp:
-        return ConfigStamp(_plain_json({**self.values, **_flat(more)}))
+        return ConfigStamp(_plain_json({**self.values, **dotted_keys(more)}))
 
     def entry(self) -> dict[str, Any]:
         return {"hash": self.hash, "values": self.values}
@@ -86,16 +87,6 @@ def read_stamp(run_dir: Path) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError, ValueError):
         return {}
     return entry if isinstance(entry, dict) else {}
-
-
-def _flat(x: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in x.items():
-        if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
-    return out
 
 
 def _plain_json(values: dict[str, Any]) -> dict[str, Any]:

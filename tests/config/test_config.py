@@ -8,16 +8,21 @@ import re
 import pytest
 
 from dnsrec.compose import compose
-from dnsrec.config import TrainConfig, build
+from dnsrec.config import TrainConfig, build, dotted_keys
 from dnsrec.config.run import RunConfig, TrainRunConfig
 from dnsrec.errors import ConfigError, DNSRecError
-from dnsrec.reproduce.points import flat
 
 
 def test_defaults_compose_and_validate() -> None:
     cfg = TrainRunConfig.from_mapping(compose("train", []))
     assert cfg.dataset.name == "ml-100k" and cfg.model.attention == "linear"
     assert cfg.train.lr == pytest.approx(1e-3) and cfg.train.batch == 2048 and cfg.train.patience == 10
+
+
+def test_dotted_keys_flattens_nested_mappings_and_keeps_every_key() -> None:
+    nested = {"search": {"lam": 0.1, "hold": {"at": 0.5}}, "seed": 3, "pruning": (5, 5), "extra": {}}
+    assert dotted_keys(nested) == {"search.lam": 0.1, "search.hold.at": 0.5, "seed": 3, "pruning": (5, 5), "extra": {}}
+    assert dotted_keys({"a": {"b": 1}}, "run.") == {"run.a.b": 1}
 
 
 def test_shortcuts_reach_their_groups() -> None:
@@ -94,7 +99,7 @@ def test_the_compact_experiment_changes_exactly_its_five_search_keys_and_the_gat
     composes to a valid run config that differs from the defaults in exactly the keys the file names."""
 
     def flat_config(cfg: RunConfig) -> dict[str, object]:
-        return flat(dataclasses.asdict(cfg))
+        return dotted_keys(dataclasses.asdict(cfg))
 
     for dataset in ("ml-100k", "gowalla-1k"):
         default = flat_config(RunConfig.from_mapping(compose("run", [f"dataset={dataset}"])))
